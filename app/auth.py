@@ -1,0 +1,78 @@
+"""Who is calling: FastAPI dependencies for "signed in" and "admin", and the resource rules."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+
+from app.errors import Forbidden, NotAuthenticated
+from app.models import User
+from app.security import TokenClaims
+from app.services import auth as auth_service
+
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="login", auto_error=False)
+
+
+@dataclass(frozen=True)
+class Principal:
+    user: User
+    claims: TokenClaims
+
+    @property
+    def id(self) -> uuid.UUID:
+        return self.user.id
+
+    @property
+    def is_admin(self) -> bool:
+        return self.user.role == "admin"
+
+
+async def _principal(request: Request, token: str | None) -> Principal:
+    if not token:
+        raise NotAuthenticated()
+    principal = await auth_service.authenticate(token=token)
+    request.scope.setdefault("state", {})["user_id"] = str(principal[0].id)
+    return Principal(user=principal[0], claims=principal[1])
+
+
+async def current_user(
+    request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]
+) -> Principal:
+    return await _principal(request, token)
+
+
+async def optional_user(
+    request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]
+) -> Principal | None:
+    """None when no token is sent; a sent token must still be valid."""
+    if request.headers.get("authorization") is None:
+        return None
+    return await _principal(request, token)
+
+
+async def admin_user(principal: Annotated[Principal, Depends(current_user)]) -> Principal:
+    if not principal.is_admin:
+        raise Forbidden("this needs an admin account")
+    return principal
+
+
+CurrentUser = Annotated[Principal, Depends(current_user)]
+OptionalUser = Annotated[Principal | None, Depends(optional_user)]
+AdminUser = Annotated[Principal, Depends(admin_user)]
+
+
+# -- resource rules ----------------------------------------------------------------------
+
+def ensure_admin_or_self(principal: Principal, user_id: uuid.UUID) -> None:
+    if not principal.is_admin and principal.id != user_id:
+        raise Forbidden("you may only see or change your own account")
+
+
+def ensure_can_see_invoice(principal: Principal, payer_id: uuid.UUID,
+                           receiver_id: uuid.UUID) -> None:
+    if not principal.is_admin and principal.id not in (payer_id, receiver_id):
+        raise Forbidden("only an admin, the payer or the receiver may see this invoice")

@@ -1,0 +1,146 @@
+"""Settings, all from the environment (see .env.example)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# Values that must never reach production as a secret.
+PLACEHOLDER_SECRETS = {
+    "",
+    "secret",
+    "changeme",
+    "change-me",
+    "change_me",
+    "changethis",
+    "please-change-me",
+    "your-secret-key",
+    "dev",
+    "development",
+}
+MIN_SECRET_LENGTH = 32
+
+
+class ConfigError(RuntimeError):
+    """The settings cannot run the service; the message says what to fix."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    app_env: Literal["development", "test", "production"] = "development"
+    database_url: str | None = None
+    data_dir: Path = PROJECT_ROOT / ".data"
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_acquire_timeout: float = Field(default=5.0, gt=0)
+    db_statement_timeout_ms: int = Field(default=15000, ge=0)
+    db_ssl: bool = False
+    db_statement_cache: bool = True
+    migrate_on_start: bool = True
+
+    secret_key: str | None = None
+    access_token_expire_minutes: int = Field(default=60, ge=1, le=60 * 24 * 30)
+
+    webhook_secret: str | None = None
+    webhook_tolerance_seconds: int = Field(default=300, ge=1)
+
+    default_currency: str = "INR"
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    idempotency_ttl_hours: int = Field(default=24, ge=1)
+    idempotency_lock_seconds: int = Field(default=60, ge=1)
+
+    login_max_failures: int = Field(default=5, ge=1)
+    login_window_seconds: int = Field(default=300, ge=1)
+    login_lockout_seconds: int = Field(default=300, ge=1)
+
+    # argon2id cost; the defaults follow OWASP's password storage guidance.
+    argon2_memory_kib: int = Field(default=19456, ge=1024)
+    argon2_time_cost: int = Field(default=2, ge=1)
+    argon2_parallelism: int = Field(default=1, ge=1)
+
+    cors_origins: str = ""
+    log_level: str = "INFO"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = Field(default=1, ge=1)
+
+    admin_username: str | None = None
+    admin_email: str | None = None
+    admin_password: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        self.default_currency = self.default_currency.upper()
+        if self.app_env == "production":
+            if not _is_strong(self.secret_key):
+                raise ConfigError(
+                    "APP_ENV=production needs SECRET_KEY: a random value of at least "
+                    f"{MIN_SECRET_LENGTH} characters (python -c 'import secrets; "
+                    "print(secrets.token_urlsafe(48))')"
+                )
+            if not self.webhook_secret or not all(
+                _is_strong(s) for s in self.webhook_secrets_from(self.webhook_secret)
+            ):
+                raise ConfigError(
+                    "APP_ENV=production needs WEBHOOK_SECRET: one or more comma-separated "
+                    f"secrets of at least {MIN_SECRET_LENGTH} characters"
+                )
+        return self
+
+    @staticmethod
+    def webhook_secrets_from(raw: str) -> list[str]:
+        return [s.strip() for s in raw.split(",") if s.strip()]
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    def resolved_secret_key(self) -> str:
+        return self.secret_key or _dev_secret(self.data_dir, "secret_key")
+
+    def resolved_webhook_secrets(self) -> list[str]:
+        if self.webhook_secret:
+            return self.webhook_secrets_from(self.webhook_secret)
+        return [_dev_secret(self.data_dir, "webhook_secret")]
+
+
+def _is_strong(value: str | None) -> bool:
+    return (
+        value is not None
+        and value.strip().lower() not in PLACEHOLDER_SECRETS
+        and len(value) >= MIN_SECRET_LENGTH
+    )
+
+
+@lru_cache
+def _dev_secret(data_dir: Path, name: str) -> str:
+    """A random secret made once into the data folder and reused (development only)."""
+    path = data_dir / name
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
+    tmp.write_text(value)
+    tmp.chmod(0o600)
+    try:
+        # link() fails if another process got there first; theirs wins.
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path.read_text().strip()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,109 @@
+"""The database: where it is, the async pool's lifecycle, and migrations.
+
+Requests use `db`, a peewee `AsyncPostgresqlDatabase` over an asyncpg pool opened and
+closed with the app's lifespan. The migration runner is synchronous (psycopg2), so it can
+run from the CLI as well as at start-up.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlparse
+
+import peewee
+from playhouse.migrations import Runner
+from playhouse.pwasyncio import AsyncPostgresqlDatabase
+
+from app.config import PROJECT_ROOT, Settings
+
+log = logging.getLogger("app.db")
+
+MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+# Any constant works; it only has to be the same for every process of the app.
+MIGRATION_LOCK_ID = 7_262_001
+
+db = AsyncPostgresqlDatabase(None)
+
+
+def embedded_database_url(data_dir: Path) -> str:
+    """Start (or reuse) the embedded PostgreSQL under `data_dir` and return its URL."""
+    import pgserver  # imported lazily: only needed without DATABASE_URL
+
+    pgdata = data_dir / "pgdata"
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    # cleanup_mode=None keeps the server running after this process exits, so the
+    # next start (and every worker process) reuses it instead of starting another.
+    server = pgserver.get_server(pgdata, cleanup_mode=None)
+    return server.get_uri("postgres")
+
+
+def database_url(settings: Settings) -> str:
+    return settings.database_url or embedded_database_url(settings.data_dir)
+
+
+def connect_kwargs(url: str) -> dict:
+    """libpq-style keyword arguments for psycopg2 from a postgresql:// URL."""
+    parts = urlparse(url)
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    kwargs: dict = {
+        "database": unquote(parts.path.lstrip("/")) or query.pop("dbname", None) or "postgres",
+        "user": unquote(parts.username) if parts.username else query.pop("user", None),
+        "password": unquote(parts.password) if parts.password else None,
+        "host": parts.hostname or query.pop("host", None),
+        "port": parts.port,
+    }
+    kwargs.update(query)
+    return {k: v for k, v in kwargs.items() if v not in (None, "")}
+
+
+def init_database(settings: Settings, url: str | None = None) -> str:
+    """Point `db` at the configured database; the pool opens on first use."""
+    url = url or database_url(settings)
+    server_settings = {"application_name": "payment-app"}
+    if settings.db_statement_timeout_ms:
+        server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
+    extra: dict = {"server_settings": server_settings}
+    if not settings.db_statement_cache:
+        # Needed behind pgbouncer in transaction-pooling mode.
+        extra["statement_cache_size"] = 0
+    db.init(url, **extra)
+    # The pool knobs are constructor arguments in pwasyncio; `init` would hand them to
+    # asyncpg as connection parameters, so they are set here instead.
+    db._pool_size = settings.db_pool_size
+    db._pool_min_size = 1
+    db._acquire_timeout = settings.db_acquire_timeout
+    return url
+
+
+def sync_database(url: str) -> peewee.PostgresqlDatabase:
+    return peewee.PostgresqlDatabase(**connect_kwargs(url))
+
+
+def migrate(url: str) -> list[str]:
+    """Apply pending migrations; safe to run from several processes at once."""
+    database = sync_database(url)
+    database.connect()
+    try:
+        # One process migrates at a time; the others wait, then find nothing to do.
+        database.execute_sql("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_ID,))
+        try:
+            applied = Runner(database, directory=str(MIGRATIONS_DIR)).up()
+        finally:
+            database.execute_sql("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_ID,))
+    finally:
+        database.close()
+    for name in applied:
+        log.info("migration applied", extra={"migration": name})
+    return applied
+
+
+async def close_database() -> None:
+    if db.database is not None:
+        await db.close_pool()
+
+
+async def fetch_one(query):
+    """The first row of a SELECT, or None."""
+    rows = await db.list(query.limit(1))
+    return rows[0] if rows else None

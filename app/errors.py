@@ -1,0 +1,217 @@
+"""Domain errors and the one handler that turns every error into problem+json (RFC 9457)."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+import peewee
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("app.errors")
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class AppError(Exception):
+    """A refusal the client can act on. Subclasses fix `status` and `code`."""
+
+    status: int = 400
+    code: str = "bad_request"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+        errors: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+        self.headers = headers or {}
+        self.errors = errors
+
+
+class NotAuthenticated(AppError):
+    status, code = 401, "not_authenticated"
+
+    def __init__(self, detail: str = "sign in first: send 'Authorization: Bearer <token>'",
+                 **kw: Any) -> None:
+        kw.setdefault("headers", {"WWW-Authenticate": "Bearer"})
+        super().__init__(detail, **kw)
+
+
+class InvalidCredentials(NotAuthenticated):
+    code = "invalid_credentials"
+
+
+class Forbidden(AppError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(AppError):
+    status, code = 404, "not_found"
+
+
+class Conflict(AppError):
+    status, code = 409, "conflict"
+
+
+class AmountExceedsDue(Conflict):
+    code = "amount_exceeds_due"
+
+
+class AmountExceedsRefundable(Conflict):
+    code = "amount_exceeds_refundable"
+
+
+class Unprocessable(AppError):
+    """422 with `errors` naming the fields at fault."""
+
+    status, code = 422, "validation_error"
+
+    def __init__(self, detail: str, *, loc: list[str | int] | None = None, **kw: Any) -> None:
+        if loc is not None and "errors" not in kw:
+            kw["errors"] = [{"loc": loc, "msg": detail, "type": kw.get("code") or self.code}]
+        super().__init__(detail, **kw)
+
+
+class ReadOnlyField(Unprocessable):
+    code = "read_only_field"
+
+
+class TooManyAttempts(AppError):
+    status, code = 429, "too_many_attempts"
+
+
+class InvalidSignature(AppError):
+    status, code = 401, "invalid_signature"
+
+
+class PayloadTooLarge(AppError):
+    status, code = 413, "payload_too_large"
+
+
+class DatabaseUnavailable(AppError):
+    status, code = 503, "database_unavailable"
+
+
+def problem_body(
+    status: int, code: str, detail: str, errors: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "code": code,
+        "detail": detail,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return body
+
+
+def problem(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    headers: dict[str, str] | None = None,
+    errors: list[dict[str, Any]] | None = None,
+) -> JSONResponse:
+    return JSONResponse(
+        problem_body(status, code, detail, errors),
+        status_code=status,
+        headers=headers,
+        media_type=PROBLEM_JSON,
+    )
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    errors = []
+    for err in exc.errors():
+        msg = str(err.get("msg", "invalid value"))
+        ctx = err.get("ctx") or {}
+        if err.get("type") == "json_invalid" and ctx.get("error"):
+            msg = f"body is not valid JSON: {ctx['error']}"
+        errors.append({"loc": list(err.get("loc", ())), "msg": msg, "type": err.get("type")})
+    return errors
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """Connection-level failures: the database is down, restarting, or the pool is full."""
+    import asyncio
+
+    import asyncpg
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(
+            exc,
+            (
+                asyncpg.PostgresConnectionError,
+                asyncpg.CannotConnectNowError,
+                asyncpg.InterfaceError,
+                asyncpg.AdminShutdownError,
+                asyncpg.ConnectionDoesNotExistError,
+                ConnectionError,
+                OSError,
+                asyncio.TimeoutError,
+            ),
+        ):
+            return True
+        if isinstance(exc, (peewee.OperationalError, peewee.InterfaceError)):
+            msg = str(exc).lower()
+            if "timed out" in msg or "pool" in msg or "connect" in msg:
+                return True
+        inner = exc.args[0] if isinstance(exc, peewee.PeeweeException) and exc.args else None
+        exc = inner if isinstance(inner, BaseException) else (exc.__cause__ or exc.__context__)
+    return False
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def _app_error(request: Request, exc: AppError) -> JSONResponse:
+        return problem(exc.status, exc.code, exc.detail, headers=exc.headers, errors=exc.errors)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _validation_errors(exc)
+        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+        where = ".".join(str(p) for p in first["loc"]) or "request"
+        return problem(422, "validation_error", f"{where}: {first['msg']}", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+            exc.status_code, HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
+        )
+        detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"no route for {request.method} {request.url.path}"
+        return problem(exc.status_code, code, detail, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        request_id = request.scope.get("state", {}).get("request_id", "-")
+        if is_database_unavailable(exc):
+            log.warning("database unavailable: %s", type(exc).__name__,
+                        extra={"request_id": request_id})
+            return problem(503, "database_unavailable",
+                           "the database is not reachable right now; retry shortly",
+                           headers={"Retry-After": "1"})
+        log.exception("unhandled error", extra={"request_id": request_id})
+        return problem(500, "internal_error",
+                       f"an unexpected error occurred; quote request id {request_id} when "
+                       "reporting it")

@@ -1,0 +1,46 @@
+"""Small helpers shared by the routers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+
+from app.jsonbody import ExactJSONRoute
+from app.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from app.services.idempotency import Outcome
+
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="page size (1–100)")]
+Cursor = Annotated[str | None, Query(max_length=512,
+                                     description="next_cursor from the previous page")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", min_length=1, max_length=255,
+           description="retry safely: the same key and body replay the first response"),
+]
+DEFAULT_PAGE = DEFAULT_LIMIT
+
+
+def make_router(**kwargs: Any) -> APIRouter:
+    """Routers whose JSON bodies keep numbers exact (see app/jsonbody.py)."""
+    return APIRouter(route_class=ExactJSONRoute, **kwargs)
+
+
+def outcome_response(outcome: Outcome) -> JSONResponse:
+    headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
+    media = "application/problem+json" if outcome.status >= 400 else "application/json"
+    return JSONResponse(outcome.body, status_code=outcome.status, headers=headers,
+                        media_type=media)
+
+
+def validate_as(model: type[BaseModel], data: Any, loc: str = "body") -> Any:
+    """Validate outside FastAPI's own parsing, failing the same way it does."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**err, "loc": (loc, *err["loc"])} for err in exc.errors()]
+        ) from None

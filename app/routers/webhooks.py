@@ -1,0 +1,3 @@
+from app.routers.common import make_router
+
+router = make_router(tags=["webhooks"])

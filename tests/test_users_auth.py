@@ -1,0 +1,278 @@
+"""Issue 2: sign-up, login, roles, the users table's access rules, tokens, errors."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from jose import jwt
+
+from tests.conftest import PASSWORD, SECRET_KEY, Account, Api, assert_problem
+
+
+def signup(api: Api, **over: object):
+    body = {"username": "carol", "email": "carol@example.com", "password": PASSWORD, **over}
+    return api.client.post("/users", json=body)
+
+
+# -- sign-up -----------------------------------------------------------------------------
+
+def test_signup_creates_user_and_hides_password(api: Api) -> None:
+    r = signup(api, email="Carol@Example.com")
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert set(body) == {"id", "username", "email", "role", "is_active", "created_at",
+                         "updated_at"}
+    assert body["username"] == "carol" and body["email"] == "carol@example.com"
+    assert body["role"] == "user" and body["is_active"] is True
+    assert body["created_at"].endswith("Z")
+    row = api.db.one("SELECT * FROM users WHERE id = %s", (body["id"],))
+    assert row["password_hash"].startswith("$argon2id$")
+    assert PASSWORD not in r.text
+
+
+@pytest.mark.parametrize("field", ["username", "email"])
+def test_signup_duplicate_is_409(api: Api, field: str) -> None:
+    assert signup(api).status_code == 201
+    other = {"username": "dave", "email": "dave@example.com"}
+    other[field] = "CAROL" if field == "username" else "CAROL@example.com"
+    body = assert_problem(signup(api, **other), 409, f"{field}_taken")
+    assert field in body["detail"]
+    assert api.db.scalar("SELECT count(*) FROM users") == 1
+
+
+@pytest.mark.parametrize("over, loc", [
+    ({"email": "not-an-email"}, "email"),
+    ({"password": "short"}, "password"),
+    ({"password": "x" * 129}, "password"),
+    ({"username": "a b"}, "username"),
+    ({"username": "ab"}, "username"),
+    ({"role": "superuser"}, "role"),
+    ({"unexpected": 1}, "unexpected"),
+])
+def test_signup_bad_input_is_422(api: Api, over: dict, loc: str) -> None:
+    body = assert_problem(signup(api, **over), 422, "validation_error")
+    assert ["body", loc] in [e["loc"] for e in body["errors"]]
+    assert api.db.scalar("SELECT count(*) FROM users") == 0
+
+
+def test_signup_not_json_is_422(api: Api) -> None:
+    r = api.client.post("/users", content=b"{nope", headers={"content-type": "application/json"})
+    assert_problem(r, 422, "validation_error")
+
+
+def test_asking_for_admin_is_403_unless_admin(api: Api, admin: Account, alice: Account) -> None:
+    assert_problem(signup(api, role="admin"), 403, "forbidden")
+    r = api.client.post("/users", headers=alice.headers, json={
+        "username": "carol", "email": "c@example.com", "password": PASSWORD, "role": "admin"})
+    assert_problem(r, 403, "forbidden")
+    r = api.client.post("/users", headers=admin.headers, json={
+        "username": "carol", "email": "c@example.com", "password": PASSWORD, "role": "admin"})
+    assert r.status_code == 201 and r.json()["role"] == "admin"
+
+
+# -- login -------------------------------------------------------------------------------
+
+def test_login_form_and_json_by_username_and_email(api: Api, alice: Account) -> None:
+    for data in ({"username": "alice"}, {"username": "alice@example.com"},
+                 {"username": " ALICE "}):
+        r = api.client.post("/login", data={**data, "password": PASSWORD})
+        assert r.status_code == 200, r.text
+        assert r.json()["token_type"] == "bearer" and r.json()["expires_in"] > 0
+        r = api.client.post("/login", json={**data, "password": PASSWORD})
+        assert r.status_code == 200, r.text
+        token = r.json()["access_token"]
+        me = api.client.get(f"/users/{alice.id}", headers={"Authorization": f"Bearer {token}"})
+        assert me.status_code == 200 and me.json()["username"] == "alice"
+
+
+def test_wrong_password_and_unknown_user_look_the_same(api: Api, alice: Account) -> None:
+    wrong = api.client.post("/login", data={"username": "alice", "password": "wrong-pass"})
+    unknown = api.client.post("/login", data={"username": "nobody", "password": "wrong-pass"})
+    a, b = assert_problem(wrong, 401, "invalid_credentials"), assert_problem(unknown, 401)
+    assert a == b
+    assert wrong.headers["www-authenticate"] == "Bearer"
+
+
+def test_login_is_throttled_whatever_the_spelling(api: Api, alice: Account) -> None:
+    for name in ("alice", "ALICE", " alice", "Alice ", "a lice"):
+        r = api.client.post("/login", data={"username": name, "password": "wrong-pass"})
+        assert r.status_code == 401
+    r = api.client.post("/login", data={"username": "aLiCe", "password": PASSWORD})
+    assert_problem(r, 429, "too_many_attempts")
+    assert int(r.headers["retry-after"]) > 0
+    api.db.rows("UPDATE login_throttle SET locked_until = now() - interval '1 second'")
+    assert api.client.post("/login", data={"username": "alice", "password": PASSWORD}
+                           ).status_code == 200
+
+
+def test_login_missing_fields_is_422(api: Api) -> None:
+    assert_problem(api.client.post("/login", json={"username": "x"}), 422)
+    assert_problem(api.client.post("/login", data={"password": "x"}), 422)
+
+
+# -- tokens ------------------------------------------------------------------------------
+
+def _token(sub: str, key: str = SECRET_KEY, alg: str = "HS256", **claims: object) -> str:
+    now = int(time.time())
+    body = {"sub": sub, "iat": now, "exp": now + 600, "jti": uuid.uuid4().hex, **claims}
+    return jwt.encode(body, key, algorithm=alg)
+
+
+def _none_alg_token(sub: str) -> str:
+    import base64
+    import json
+
+    def part(obj: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
+
+    now = int(time.time())
+    return (part({"alg": "none", "typ": "JWT"}) + "." +
+            part({"sub": sub, "iat": now, "exp": now + 600, "jti": "x"}) + ".")
+
+
+def test_bad_tokens_are_401(api: Api, alice: Account) -> None:
+    url = f"/users/{alice.id}"
+    assert api.client.get(url, headers={"Authorization": f"Bearer {_token(alice.id)}"}
+                          ).status_code == 200
+    bad = [
+        _token(alice.id, exp=int(time.time()) - 10),
+        _token(alice.id, key="another-key-" + "y" * 40),
+        _none_alg_token(alice.id),
+        alice.token[:-4] + ("AAAA" if not alice.token.endswith("AAAA") else "BBBB"),
+        "not-a-jwt",
+        _token(str(uuid.uuid4())),
+    ]
+    for token in bad:
+        r = api.client.get(url, headers={"Authorization": f"Bearer {token}"})
+        assert_problem(r, 401, "not_authenticated")
+        assert r.headers["www-authenticate"] == "Bearer"
+    assert_problem(api.client.get(url, headers={"Authorization": f"Basic {alice.token}"}), 401)
+    assert_problem(api.client.get(url), 401)
+
+
+def test_logout_revokes_the_token(api: Api, alice: Account) -> None:
+    other_session = api.login("alice")
+    assert api.client.post("/logout", headers=alice.headers).status_code == 204
+    assert_problem(api.client.get(f"/users/{alice.id}", headers=alice.headers), 401)
+    assert_problem(api.client.post("/logout", headers=alice.headers), 401)
+    still = api.client.get(f"/users/{alice.id}",
+                           headers={"Authorization": f"Bearer {other_session}"})
+    assert still.status_code == 200
+
+
+def test_deactivated_user_cannot_log_in_or_use_tokens(api: Api, admin: Account,
+                                                      alice: Account) -> None:
+    assert api.client.delete(f"/users/{alice.id}", headers=admin.headers).status_code == 204
+    assert api.db.scalar("SELECT is_active FROM users WHERE id = %s", (alice.id,)) is False
+    assert_problem(api.client.get(f"/users/{alice.id}", headers=alice.headers), 401)
+    r = api.client.post("/login", data={"username": "alice", "password": PASSWORD})
+    assert_problem(r, 401, "invalid_credentials")
+    shown = api.client.get(f"/users/{alice.id}", headers=admin.headers).json()
+    assert shown["is_active"] is False
+
+
+# -- the users table's access rules ------------------------------------------------------
+
+def test_user_access_rules(api: Api, admin: Account, alice: Account, bob: Account) -> None:
+    url = f"/users/{alice.id}"
+    assert_problem(api.client.get(url), 401)
+    assert_problem(api.client.get(url, headers=bob.headers), 403, "forbidden")
+    assert api.client.get(url, headers=alice.headers).status_code == 200
+    assert api.client.get(url, headers=admin.headers).status_code == 200
+    unknown = f"/users/{uuid.uuid4()}"
+    assert_problem(api.client.get(unknown, headers=admin.headers), 404, "user_not_found")
+    assert_problem(api.client.get("/users/not-a-uuid", headers=admin.headers), 422)
+
+    assert_problem(api.client.get("/users"), 401)
+    assert_problem(api.client.get("/users", headers=alice.headers), 403)
+    page = api.client.get("/users", headers=admin.headers).json()
+    assert {u["username"] for u in page["data"]} >= {"alice", "bob"}
+
+    assert_problem(api.client.patch(url, json={"email": "x@example.com"}), 401)
+    assert_problem(api.client.patch(url, headers=bob.headers, json={"email": "x@example.com"}),
+                   403)
+    assert_problem(api.client.delete(url, headers=alice.headers), 403)
+    assert_problem(api.client.delete(url), 401)
+    assert_problem(api.client.delete(unknown, headers=admin.headers), 404)
+
+
+def test_users_update_self_and_admin(api: Api, admin: Account, alice: Account) -> None:
+    url = f"/users/{alice.id}"
+    r = api.client.patch(url, headers=alice.headers, json={"email": "new@example.com"})
+    assert r.status_code == 200 and r.json()["email"] == "new@example.com"
+    r = api.client.put(url, headers=alice.headers, json={"password": "another-pass-1"})
+    assert r.status_code == 200
+    assert api.login("alice", "another-pass-1")
+    assert_problem(api.client.patch(url, headers=alice.headers, json={"role": "admin"}), 403)
+    assert api.db.scalar("SELECT role FROM users WHERE id = %s", (alice.id,)) == "user"
+    r = api.client.patch(url, headers=admin.headers, json={"role": "admin"})
+    assert r.status_code == 200 and r.json()["role"] == "admin"
+    r = api.client.patch(url, headers=admin.headers, json={"username": admin.username.upper()})
+    assert_problem(r, 409, "username_taken")
+
+
+def test_last_admin_cannot_be_removed(api: Api, admin: Account) -> None:
+    assert_problem(api.client.delete(f"/users/{admin.id}", headers=admin.headers), 409,
+                   "last_admin")
+    r = api.client.patch(f"/users/{admin.id}", headers=admin.headers, json={"role": "user"})
+    assert_problem(r, 409, "last_admin")
+    assert api.db.scalar("SELECT role FROM users WHERE id = %s", (admin.id,)) == "admin"
+
+
+def test_users_pagination(api: Api, admin: Account) -> None:
+    for i in range(5):
+        api.db.rows("INSERT INTO users (id, username, email, password_hash, created_at) "
+                    "VALUES (%s, %s, %s, 'x', now() - make_interval(secs => %s))",
+                    (str(uuid.uuid4()), f"u{i}", f"u{i}@example.com", i + 1))
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = api.client.get("/users", headers=admin.headers, params=params).json()
+        seen += [u["username"] for u in page["data"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen == [admin.username, "u0", "u1", "u2", "u3", "u4"]
+    r = api.client.get("/users", headers=admin.headers, params={"cursor": "garbage!"})
+    assert_problem(r, 422, "invalid_cursor")
+    assert_problem(api.client.get("/users", headers=admin.headers, params={"limit": 0}), 422)
+    assert_problem(api.client.get("/users", headers=admin.headers, params={"limit": 101}), 422)
+
+
+# -- operations, shape, paths ------------------------------------------------------------
+
+def test_health_and_ready(api: Api) -> None:
+    assert api.client.get("/health").json() == {"status": "ok"}
+    r = api.client.get("/ready")
+    assert r.status_code == 200 and r.json() == {"status": "ready"}
+
+
+def test_error_shape_for_unknown_route_and_method(api: Api) -> None:
+    assert_problem(api.client.get("/nope"), 404, "not_found")
+    assert_problem(api.client.delete("/health"), 405, "method_not_allowed")
+
+
+def test_trailing_slash_and_no_slash_are_the_same(api: Api, admin: Account) -> None:
+    for path in ("/users", "/users/"):
+        r = api.client.get(path, headers=admin.headers)
+        assert r.status_code == 200, (path, r.text)
+    r = api.client.get(f"/users/{admin.id}/", headers=admin.headers)
+    assert r.status_code == 200
+    assert api.client.get("/health/").status_code == 200
+
+
+def test_request_id_and_security_headers(api: Api) -> None:
+    r = api.client.get("/health", headers={"X-Request-ID": "abc-123"})
+    assert r.headers["x-request-id"] == "abc-123"
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["cache-control"] == "no-store"
+    assert "server" not in r.headers
+    assert len(api.client.get("/health").headers["x-request-id"]) >= 16
+
+
+def test_openapi_document(api: Api) -> None:
+    doc = api.client.get("/openapi.json").json()
+    for path in ("/users", "/login", "/logout", "/users/{user_id}", "/health", "/ready"):
+        assert path in doc["paths"], path
