@@ -1,0 +1,243 @@
+"""Issue 4: signed provider webhooks, exactly-once events, refunds within the ledger."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+
+import httpx
+
+from tests.conftest import ROOT, WEBHOOK_SECRETS, Account, Api, Server, app_env, assert_problem
+from tests.test_ledger import assert_reconciles, ledger_sums
+
+
+def sign(body: bytes, secret: str = WEBHOOK_SECRETS[0], t: int | None = None) -> str:
+    import hashlib
+    import hmac
+
+    t = int(time.time()) if t is None else t
+    mac = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={t},v1={mac}"
+
+
+def deliver(api: Api, path: str, payload: dict | bytes, signature: str | None = "auto",
+            ) -> httpx.Response:
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    headers = {"content-type": "application/json"}
+    if signature == "auto":
+        signature = sign(body)
+    if signature is not None:
+        headers["X-Signature"] = signature
+    return api.client.post(f"/webhooks/{path}", content=body, headers=headers)
+
+
+def evt() -> str:
+    return f"evt_{uuid.uuid4().hex}"
+
+
+def test_success_event_records_a_webhook_payment(api: Api, admin: Account, alice: Account,
+                                                 bob: Account) -> None:
+    inv = api.invoice(admin, alice, bob, amount="100")
+    event = {"id": evt(), "invoice_id": inv["id"], "amount_paid": "60.50",
+             "reference": "pay_123"}
+    r = deliver(api, "payment/success", event)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["event_id"] == event["id"] and body["duplicate"] is False
+    assert body["invoice"]["status"] == "partially_paid"
+    assert body["invoice"]["amount_recovered"] == "60.50"
+    tx = body["transaction"]
+    assert tx["source"] == "webhook" and tx["event_id"] == event["id"]
+    assert tx["amount"] == "60.50" and tx["reference"] == "pay_123"
+    row = api.db.one("SELECT source, event_id, amount FROM invoice_transaction")
+    assert row == {"source": "webhook", "event_id": event["id"], "amount": 6050}
+
+    again = deliver(api, "payment/success", event)
+    assert again.status_code == 200
+    assert again.json() == {**body, "duplicate": True}
+    assert ledger_sums(api, inv["id"]) == (6050, 0, 1)
+    assert_reconciles(api)
+
+
+def test_signatures(api: Api, admin: Account, alice: Account, bob: Account) -> None:
+    inv = api.invoice(admin, alice, bob, amount="100")
+
+    def payload() -> bytes:
+        return json.dumps({"id": evt(), "invoice_id": inv["id"], "amount_paid": 1}).encode()
+
+    now = int(time.time())
+    body = payload()
+    refused = {
+        "missing": None,
+        "empty": "",
+        "malformed": "sha256=abc",
+        "no v1": f"t={now}",
+        "bad t": "t=yesterday,v1=00",
+        "wrong": f"t={now},v1=" + "0" * 64,
+        "other secret": sign(body, secret="not-our-secret-" + "z" * 30),
+        "stale": sign(body, t=now - 301),
+        "future": sign(body, t=now + 301),
+        "altered body": sign(body.replace(b'"amount_paid": 1', b'"amount_paid": 99')),
+    }
+    for name, header in refused.items():
+        r = deliver(api, "payment/success", body, signature=header)
+        assert_problem(r, 401, "invalid_signature")
+        assert r.status_code == 401, name
+    assert ledger_sums(api, inv["id"]) == (0, 0, 0)
+    assert api.db.scalar("SELECT count(*) FROM webhook_event") == 0
+
+    # Rotation: the previous secret still works, and one matching v1 among several is enough.
+    rotated = payload()
+    assert deliver(api, "payment/success", rotated,
+                   signature=sign(rotated, secret=WEBHOOK_SECRETS[1])).status_code == 200
+    several = payload()
+    t = int(time.time())
+    good = sign(several, t=t).split("v1=")[1]
+    header = f"t={t},v1={'f' * 64},v1={good}"
+    assert deliver(api, "payment/success", several, signature=header).status_code == 200
+    within = payload()
+    assert deliver(api, "payment/success", within,
+                   signature=sign(within, t=now - 290)).status_code == 200
+    assert ledger_sums(api, inv["id"]) == (300, 0, 3)
+
+
+def test_twenty_simultaneous_copies_make_one_payment(api: Api, server: Server, admin: Account,
+                                                     alice: Account, bob: Account) -> None:
+    inv = api.invoice(admin, alice, bob, amount="100")
+    body = json.dumps({"id": evt(), "invoice_id": inv["id"], "amount_paid": "25"}).encode()
+    headers = {"X-Signature": sign(body), "content-type": "application/json"}
+
+    async def run() -> list[httpx.Response]:
+        import asyncio
+
+        async with httpx.AsyncClient(base_url=server.url, timeout=60,
+                                     limits=httpx.Limits(max_connections=20)) as c:
+            return await asyncio.gather(*(
+                c.post("/webhooks/payment/success", content=body, headers=headers)
+                for _ in range(20)))
+
+    import asyncio
+
+    responses = asyncio.run(run())
+    assert [r.status_code for r in responses] == [200] * 20
+    assert sum(1 for r in responses if r.json()["duplicate"] is False) == 1
+    assert len({r.json()["transaction"]["id"] for r in responses}) == 1
+    assert ledger_sums(api, inv["id"]) == (2500, 0, 1)
+    assert_reconciles(api)
+
+
+def test_same_id_with_another_body_is_409(api: Api, admin: Account, alice: Account,
+                                          bob: Account) -> None:
+    inv = api.invoice(admin, alice, bob, amount="100")
+    event = {"id": evt(), "invoice_id": inv["id"], "amount_paid": "10"}
+    assert deliver(api, "payment/success", event).status_code == 200
+    r = deliver(api, "payment/success", {**event, "amount_paid": "20"})
+    assert_problem(r, 409, "event_id_reused")
+    r = deliver(api, "refund", {"id": event["id"], "invoice_id": inv["id"],
+                                "refunded_amount": "10"})
+    assert_problem(r, 409, "event_id_reused")
+    assert ledger_sums(api, inv["id"]) == (1000, 0, 1)
+
+
+def test_refunds_respect_what_is_refundable(api: Api, admin: Account, alice: Account,
+                                            bob: Account) -> None:
+    inv = api.invoice(admin, alice, bob, amount="100")
+    unpaid = {"id": evt(), "invoice_id": inv["id"], "refunded_amount": "10"}
+    r = deliver(api, "refund", unpaid)
+    body = assert_problem(r, 409, "amount_exceeds_refundable")
+    assert "0.00" in body["detail"]
+    assert deliver(api, "refund", unpaid).json() == body  # its repeats get the same answer
+    assert api.client.get(f"/invoices/{inv['id']}", headers=admin.headers
+                          ).json()["status"] == "pending"
+
+    deliver(api, "payment/success", {"id": evt(), "invoice_id": inv["id"], "amount_paid": 50})
+    too_much = deliver(api, "refund", {"id": evt(), "invoice_id": inv["id"],
+                                       "refunded_amount": "50.01"})
+    assert_problem(too_much, 409, "amount_exceeds_refundable")
+    ok = deliver(api, "refund", {"id": evt(), "invoice_id": inv["id"], "refunded_amount": "20"})
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["invoice"]["status"] == "partially_refunded"
+    assert ok.json()["transaction"]["kind"] == "refund"
+    rest = deliver(api, "refund", {"id": evt(), "invoice_id": inv["id"], "refunded_amount": 30})
+    assert rest.json()["invoice"]["status"] == "refunded"
+    assert ledger_sums(api, inv["id"]) == (5000, 5000, 3)
+    assert_reconciles(api)
+
+
+def test_failure_then_success(api: Api, admin: Account, alice: Account, bob: Account) -> None:
+    inv = api.invoice(admin, alice, bob, amount="100")
+    r = deliver(api, "payment/failure", {"id": evt(), "invoice_id": inv["id"],
+                                         "reason": "card declined", "amount": "100"})
+    assert r.status_code == 200, r.text
+    assert r.json()["invoice"]["status"] == "payment_failed"
+    assert r.json()["transaction"]["status"] == "failed"
+    assert r.json()["invoice"]["amount_recovered"] == "0.00"
+    no_amount = deliver(api, "payment/failure", {"id": evt(), "invoice_id": inv["id"]})
+    assert no_amount.status_code == 200 and no_amount.json()["transaction"]["amount"] == "0.00"
+    r = deliver(api, "payment/success", {"id": evt(), "invoice_id": inv["id"],
+                                         "amount_paid": "100"})
+    assert r.json()["invoice"]["status"] == "completed"
+    assert ledger_sums(api, inv["id"]) == (10000, 0, 3)
+    assert_reconciles(api)
+
+
+def test_events_for_a_completed_invoice(api: Api, admin: Account, alice: Account,
+                                        bob: Account) -> None:
+    inv = api.invoice(admin, alice, bob, amount="10")
+    assert api.pay(admin, inv["id"], 10).status_code == 201
+    event = {"id": evt(), "invoice_id": inv["id"], "amount_paid": "1"}
+    first = deliver(api, "payment/success", event)
+    assert_problem(first, 409, "amount_exceeds_due")
+    second = deliver(api, "payment/success", event)
+    assert second.status_code == 409 and second.json() == first.json()
+    failure = deliver(api, "payment/failure", {"id": evt(), "invoice_id": inv["id"]})
+    assert failure.json()["invoice"]["status"] == "completed"
+    assert ledger_sums(api, inv["id"]) == (1000, 0, 2)
+    assert_reconciles(api)
+
+
+def test_bad_input_is_a_clear_4xx_and_changes_nothing(api: Api, admin: Account,
+                                                      alice: Account, bob: Account) -> None:
+    inv = api.invoice(admin, alice, bob, amount="10")
+    cases = [
+        (b"not json", 422),
+        (b"[]", 422),
+        (b'{"invoice_id": "%s", "amount_paid": 1}' % inv["id"].encode(), 422),  # no id
+        (b'{"id": "evt_1", "invoice_id": "nope", "amount_paid": 1}', 422),
+        (b'{"id": "evt_2", "invoice_id": "%s", "amount_paid": "ten"}' % inv["id"].encode(),
+         422),
+        (b'{"id": "evt_3", "invoice_id": "%s", "amount_paid": -1}' % inv["id"].encode(), 422),
+        (b'{"id": 5, "invoice_id": "%s", "amount_paid": 1}' % inv["id"].encode(), 422),
+        (b'\xff\xfe', 422),
+        (b"[" * 5000 + b"]" * 5000, 422),
+    ]
+    for body, status in cases:
+        assert_problem(deliver(api, "payment/success", body), status)
+    unknown = {"id": evt(), "invoice_id": str(uuid.uuid4()), "amount_paid": 1}
+    assert_problem(deliver(api, "payment/success", unknown), 404, "invoice_not_found")
+    assert_problem(deliver(api, "payment/success", unknown), 404, "invoice_not_found")
+    big = json.dumps({"id": evt(), "invoice_id": inv["id"], "amount_paid": 1,
+                      "pad": "x" * 70_000}).encode()
+    assert_problem(deliver(api, "payment/success", big), 413, "payload_too_large")
+    assert ledger_sums(api, inv["id"]) == (0, 0, 0)
+
+
+def test_sign_webhook_cli_matches_the_server(api: Api, admin: Account, alice: Account,
+                                             bob: Account, tmp_path) -> None:
+    inv = api.invoice(admin, alice, bob, amount="10")
+    body = json.dumps({"id": evt(), "invoice_id": inv["id"], "amount_paid": 2}).encode()
+    path = tmp_path / "event.json"
+    path.write_bytes(body)
+    out = subprocess.run([sys.executable, "-m", "app", "sign-webhook", str(path)], cwd=ROOT,
+                         env=app_env(api.database_url), capture_output=True, text=True,
+                         timeout=60, check=True).stdout.strip()
+    assert out.startswith("t=") and ",v1=" in out
+    assert deliver(api, "payment/success", body, signature=out).status_code == 200
+    custom = subprocess.run([sys.executable, "-m", "app", "sign-webhook", str(path),
+                             "--secret", "s3", "--timestamp", "1700000000"], cwd=ROOT,
+                            env=app_env(api.database_url), capture_output=True, text=True,
+                            timeout=60, check=True).stdout.strip()
+    assert custom == sign(body, secret="s3", t=1700000000)
