@@ -42,7 +42,6 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_acquire_timeout: float = Field(default=5.0, gt=0)
     db_statement_timeout_ms: int = Field(default=15000, ge=0)
-    db_ssl: bool = False
     db_statement_cache: bool = True
     migrate_on_start: bool = True
 
