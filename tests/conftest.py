@@ -28,7 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 from app.db import connect_kwargs, embedded_database_url, migrate  # noqa: E402
 
-TEST_DB = "payapp_test"
+# One database per test run, so parallel runs on one server never share or drop each other's.
+TEST_DB = f"payapp_test_{os.getpid()}"
 SECRET_KEY = "test-secret-key-" + "x" * 40
 WEBHOOK_SECRETS = ["whsec_current_" + "a" * 32, "whsec_previous_" + "b" * 32]
 PASSWORD = "correct-horse-42"
@@ -53,18 +54,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def database_url() -> str:
-    server = _server_url()
+def _admin_sql(server: str, *statements: str) -> None:
     conn = psycopg2.connect(**connect_kwargs(server))
     conn.autocommit = True
     with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {TEST_DB} WITH (FORCE)")
-        cur.execute(f"CREATE DATABASE {TEST_DB}")
+        for statement in statements:
+            cur.execute(statement)
     conn.close()
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    server = _server_url()
+    _admin_sql(server, f"DROP DATABASE IF EXISTS {TEST_DB} WITH (FORCE)",
+               f"CREATE DATABASE {TEST_DB}")
     url = _with_database(server, TEST_DB)
     migrate(url)
-    return url
+    yield url
+    _admin_sql(server, f"DROP DATABASE IF EXISTS {TEST_DB} WITH (FORCE)")
 
 
 def app_env(database_url: str, **extra: str) -> dict[str, str]:
