@@ -7,8 +7,12 @@ run from the CLI as well as at start-up.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlparse
 
 import peewee
@@ -18,6 +22,7 @@ from playhouse.pwasyncio import AsyncPostgresqlDatabase
 from app.config import PROJECT_ROOT, Settings
 
 log = logging.getLogger("app.db")
+T = TypeVar("T")
 
 MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
 # Any constant works; it only has to be the same for every process of the app.
@@ -103,7 +108,47 @@ async def close_database() -> None:
         await db.close_pool()
 
 
-async def fetch_one(query):
+async def fetch_one(query: peewee.SelectQuery) -> Any:
     """The first row of a SELECT, or None."""
     rows = await db.list(query.limit(1))
     return rows[0] if rows else None
+
+
+# SQLSTATEs that mean "run the whole transaction again": serialization failure, deadlock.
+RETRYABLE_SQLSTATES = {"40001", "40P01"}
+TRANSACTION_ATTEMPTS = 3
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The PostgreSQL error code behind a peewee or asyncpg exception, if any."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 5:
+        code = getattr(current, "sqlstate", None)
+        if code:
+            return str(code)
+        inner = current.args[0] if current.args else None
+        current = inner if isinstance(inner, BaseException) else current.__cause__
+        seen += 1
+    return None
+
+
+async def with_retries(fn: Callable[[], Awaitable[T]], *, atomic: bool = True) -> T:
+    """Run `fn` (a coroutine function) in its own transaction, again on a deadlock or a
+    serialization failure, a bounded number of times. Inside an outer transaction it just
+    runs: the outermost owner is the one that can start over."""
+    if db.in_transaction():
+        return await fn()
+    for attempt in range(TRANSACTION_ATTEMPTS):
+        try:
+            if not atomic:
+                return await fn()
+            async with db.atomic():
+                return await fn()
+        except peewee.DatabaseError as exc:
+            if sqlstate(exc) not in RETRYABLE_SQLSTATES or attempt == TRANSACTION_ATTEMPTS - 1:
+                raise
+            log.info("transaction retried", extra={"sqlstate": sqlstate(exc),
+                                                   "attempt": attempt + 1})
+            await asyncio.sleep(0.005 * 2**attempt + random.random() * 0.005)  # noqa: S311
+    raise AssertionError("unreachable")  # pragma: no cover

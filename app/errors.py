@@ -204,7 +204,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        from app.db import RETRYABLE_SQLSTATES, sqlstate
+
         request_id = request.scope.get("state", {}).get("request_id", "-")
+        code = sqlstate(exc)
+        if code in RETRYABLE_SQLSTATES or code in ("57014", "55P03"):
+            log.warning("database contention: %s", code, extra={"request_id": request_id})
+            return problem(503, "database_busy",
+                           "the database was too busy to finish this request; retry shortly",
+                           headers={"Retry-After": "1"})
         if is_database_unavailable(exc):
             log.warning("database unavailable: %s", type(exc).__name__,
                         extra={"request_id": request_id})

@@ -17,6 +17,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     WithJsonSchema,
+    model_validator,
 )
 
 from app.money import normalize_currency, parse_amount
@@ -72,7 +73,27 @@ InvoiceStatus = Literal[
 ]
 
 
-class StrictBody(BaseModel):
+def _no_nul(value: Any) -> Any:
+    """PostgreSQL text cannot hold NUL; refuse it here rather than fail in the database."""
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("text must not contain NUL characters")
+    if isinstance(value, dict):
+        for item in value.values():
+            _no_nul(item)
+    elif isinstance(value, list):
+        for item in value:
+            _no_nul(item)
+    return value
+
+
+class Body(BaseModel):
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_nul(cls, data: Any) -> Any:
+        return _no_nul(data)
+
+
+class StrictBody(Body):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
@@ -103,7 +124,7 @@ class UserOut(BaseModel):
     updated_at: Timestamp
 
 
-class LoginBody(BaseModel):
+class LoginBody(Body):
     model_config = ConfigDict(extra="ignore")
     username: str = Field(min_length=1, max_length=254)
     password: str = Field(min_length=1, max_length=1024)
@@ -207,7 +228,7 @@ class Page(BaseModel, Generic[T]):
 
 # -- webhooks ----------------------------------------------------------------------------
 
-class WebhookBody(BaseModel):
+class WebhookBody(Body):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
     id: str = Field(min_length=1, max_length=255, examples=["evt_1N2b3C"])
     invoice_id: uuid.UUID

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from app.config import get_settings
-from app.db import db
+from app.db import db, with_retries
 from app.errors import AppError, Conflict, Unprocessable, problem_body
 
 ANONYMOUS = "anonymous"
@@ -124,12 +124,15 @@ async def execute(
     stored = await _claim(caller, key, fingerprint(route, body))
     if stored is not None:
         return stored
+    async def run_and_store() -> Any:
+        result = await action()
+        response = result.model_dump(mode="json")
+        await _store(caller, key, status, response)
+        return response
+
     try:
-        async with db.atomic():
-            result = await action()
-            response = result.model_dump(mode="json")
-            await _store(caller, key, status, response)
-        return Outcome(status=status, body=response)
+        # The effect and its stored response commit together, or neither does.
+        return Outcome(status=status, body=await with_retries(run_and_store))
     except AppError as exc:
         if exc.status < 500:
             await _store(caller, key, exc.status,

@@ -8,7 +8,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from app.config import get_settings
-from app.db import db
+from app.db import db, with_retries
 from app.errors import Conflict, NotFound, ReadOnlyField, Unprocessable
 from app.models import utcnow
 from app.money import AmountError, exponent, format_minor, to_minor
@@ -136,13 +136,12 @@ async def create_invoice(*, data: InvoiceCreate) -> InvoiceOut:
             amount_due=format_minor(amount, currency)))
     await _check_parties(data.payer_id, data.receiver_id)
     invoice_id, now = uuid.uuid4(), utcnow()
-    async with db.atomic():
-        await db.aexecute_sql(
-            "INSERT INTO invoice (id, payer_id, receiver_id, amount, currency, description, "
-            "due_date, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (invoice_id, data.payer_id, data.receiver_id, amount, currency, data.description,
-             data.due_date, now, now))
-        return await load_invoice(invoice_id)
+    await db.aexecute_sql(
+        "INSERT INTO invoice (id, payer_id, receiver_id, amount, currency, description, "
+        "due_date, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (invoice_id, data.payer_id, data.receiver_id, amount, currency, data.description,
+         data.due_date, now, now))
+    return await load_invoice(invoice_id)
 
 
 async def list_invoices(
@@ -188,21 +187,25 @@ def _aware(value: datetime) -> datetime:
 async def update_invoice(*, invoice_id: uuid.UUID, data: InvoiceUpdate) -> InvoiceOut:
     changes = data.model_dump(exclude_unset=True,
                               exclude=set(InvoiceUpdate.model_fields) - _EDITABLE)
-    async with db.atomic():
-        locked = (await db.aexecute_sql(
-            "SELECT id FROM invoice WHERE id = %s FOR UPDATE", (invoice_id,))).fetchone()
-        if locked is None:
-            raise InvoiceNotFound(f"no invoice with id {invoice_id}")
+    return await with_retries(lambda: _update_locked(invoice_id, data, changes))
+
+
+async def _update_locked(invoice_id: uuid.UUID, data: InvoiceUpdate,
+                         changes: dict[str, Any]) -> InvoiceOut:
+    locked = (await db.aexecute_sql(
+        "SELECT id FROM invoice WHERE id = %s FOR UPDATE", (invoice_id,))).fetchone()
+    if locked is None:
+        raise InvoiceNotFound(f"no invoice with id {invoice_id}")
+    current = await load_invoice(invoice_id)
+    check_read_only(data.read_only_values(), current)
+    values = _changed_columns(current, changes)
+    if values:
+        await _check_new_parties(current, values)
+        values["updated_at"] = utcnow()
+        assignments = ", ".join(f"{column} = %s" for column in values)
+        await db.aexecute_sql(f"UPDATE invoice SET {assignments} WHERE id = %s",
+                              (*values.values(), invoice_id))
         current = await load_invoice(invoice_id)
-        check_read_only(data.read_only_values(), current)
-        values = _changed_columns(current, changes)
-        if values:
-            await _check_new_parties(current, values)
-            values["updated_at"] = utcnow()
-            assignments = ", ".join(f"{column} = %s" for column in values)
-            await db.aexecute_sql(f"UPDATE invoice SET {assignments} WHERE id = %s",
-                                  (*values.values(), invoice_id))
-            current = await load_invoice(invoice_id)
     return current
 
 
@@ -255,14 +258,18 @@ async def _check_new_parties(current: InvoiceOut, values: dict[str, Any]) -> Non
 
 
 async def delete_invoice(*, invoice_id: uuid.UUID) -> None:
-    async with db.atomic():
-        row = (await db.aexecute_sql(
-            "SELECT EXISTS (SELECT 1 FROM invoice_transaction WHERE invoice_id = i.id) "
-            "FROM invoice i WHERE i.id = %s FOR UPDATE", (invoice_id,))).fetchone()
-        if row is None:
-            raise InvoiceNotFound(f"no invoice with id {invoice_id}")
-        if row[0]:
-            raise InvoiceHasTransactions(
-                "this invoice has transactions and is part of the ledger; it cannot be deleted")
-        await db.aexecute_sql("DELETE FROM invoice WHERE id = %s", (invoice_id,))
+    await with_retries(lambda: _delete_locked(invoice_id))
+
+
+async def _delete_locked(invoice_id: uuid.UUID) -> None:
+    row = (await db.aexecute_sql(
+        "SELECT EXISTS (SELECT 1 FROM invoice_transaction WHERE invoice_id = i.id) "
+        "FROM invoice i WHERE i.id = %s FOR UPDATE", (invoice_id,))).fetchone()
+    if row is None:
+        raise InvoiceNotFound(f"no invoice with id {invoice_id}")
+    if row[0]:
+        raise InvoiceHasTransactions(
+            "this invoice has transactions and is part of the ledger; it cannot be deleted")
+    await db.aexecute_sql("DELETE FROM invoice WHERE id = %s", (invoice_id,))
+
 

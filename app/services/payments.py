@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
-from app.db import db
+from app.db import db, with_retries
 from app.errors import AmountExceedsDue, AmountExceedsRefundable, Conflict, NotFound
 from app.models import utcnow
 from app.money import format_minor
@@ -138,10 +138,11 @@ async def move_money(*, movement: Movement) -> TransactionOut:
     }
     # One statement: outside a transaction it commits by itself, so the invoice's row
     # lock lasts exactly as long as the database work.
-    result = (await db.aexecute_sql(_MOVE_MONEY_SQL, (
-        movement.invoice_id, currency, amount, movement.kind, row["id"], row["payment_mode"],
-        row["payment_date"], row["reference"], row["source"], row["event_id"], now,
-    ))).fetchone()
+    params = (movement.invoice_id, currency, amount, movement.kind, row["id"],
+              row["payment_mode"], row["payment_date"], row["reference"], row["source"],
+              row["event_id"], now)
+    result = (await with_retries(lambda: db.aexecute_sql(_MOVE_MONEY_SQL, params),
+                                 atomic=False)).fetchone()
     if result is None:
         raise InvoiceNotFound(f"no invoice with id {movement.invoice_id}")
     if not result["applied"]:
@@ -179,9 +180,10 @@ async def record_failed_attempt(
         "payment_date": now, "reference": reference, "source": "webhook",
         "event_id": event_id, "created_at": now,
     }
-    result = (await db.aexecute_sql(_FAILED_ATTEMPT_SQL, (
-        now, invoice_id, row["id"], minor, payment_mode, now, reference, "webhook",
-        event_id, now))).fetchone()
+    params = (now, invoice_id, row["id"], minor, payment_mode, now, reference, "webhook",
+              event_id, now)
+    result = (await with_retries(lambda: db.aexecute_sql(_FAILED_ATTEMPT_SQL, params),
+                                 atomic=False)).fetchone()
     if result is None:
         raise InvoiceNotFound(f"no invoice with id {invoice_id}")
     row["currency"] = result[0]

@@ -7,7 +7,7 @@ import uuid
 import peewee
 
 from app.auth import Principal, ensure_admin_or_self
-from app.db import db, fetch_one
+from app.db import db, fetch_one, with_retries
 from app.errors import Conflict, Forbidden, NotFound
 from app.models import User, utcnow
 from app.pagination import decode_cursor, next_cursor
@@ -116,31 +116,36 @@ async def update_user(*, actor: Principal, user_id: uuid.UUID, data: UserUpdate)
     if password is not None:
         changes["password_hash"] = await hash_password(password)
     await _ensure_free(changes.get("username"), changes.get("email"), except_id=user_id)
-    async with db.atomic():
-        user = await fetch_one(User.select().where(User.id == user_id).for_update())
-        if user is None:
-            raise UserNotFound(f"no user with id {user_id}")
-        demoted = changes.get("role", user.role) != "admin" or changes.get("is_active") is False
-        if user.role == "admin" and user.is_active and demoted \
-                and await _other_active_admins(user.id) == 0:
-            raise LastAdmin("this is the last active admin; make another admin first")
-        if changes:
-            changes["updated_at"] = utcnow()
-            try:
-                await User.update(**changes).where(User.id == user_id).aexecute()
-            except peewee.IntegrityError as exc:
-                raise _unique_violation(exc) from None
-            for field, value in changes.items():
-                setattr(user, field, value)
+    return await with_retries(lambda: _update_locked(user_id, changes))
+
+
+async def _update_locked(user_id: uuid.UUID, changes: dict) -> UserOut:
+    user = await fetch_one(User.select().where(User.id == user_id).for_update())
+    if user is None:
+        raise UserNotFound(f"no user with id {user_id}")
+    demoted = changes.get("role", user.role) != "admin" or changes.get("is_active") is False
+    if user.role == "admin" and user.is_active and demoted \
+            and await _other_active_admins(user.id) == 0:
+        raise LastAdmin("this is the last active admin; make another admin first")
+    if changes:
+        changes["updated_at"] = utcnow()
+        try:
+            await User.update(**changes).where(User.id == user_id).aexecute()
+        except peewee.IntegrityError as exc:
+            raise _unique_violation(exc) from None
+        for field, value in changes.items():
+            setattr(user, field, value)
     return user_out(user)
 
 
 async def deactivate_user(*, user_id: uuid.UUID) -> None:
-    async with db.atomic():
-        user = await fetch_one(User.select().where(User.id == user_id).for_update())
-        if user is None:
-            raise UserNotFound(f"no user with id {user_id}")
-        if user.role == "admin" and user.is_active and await _other_active_admins(user.id) == 0:
-            raise LastAdmin("this is the last active admin; make another admin first")
-        await User.update(is_active=False, updated_at=utcnow()).where(
-            User.id == user_id).aexecute()
+    await with_retries(lambda: _deactivate_locked(user_id))
+
+
+async def _deactivate_locked(user_id: uuid.UUID) -> None:
+    user = await fetch_one(User.select().where(User.id == user_id).for_update())
+    if user is None:
+        raise UserNotFound(f"no user with id {user_id}")
+    if user.role == "admin" and user.is_active and await _other_active_admins(user.id) == 0:
+        raise LastAdmin("this is the last active admin; make another admin first")
+    await User.update(is_active=False, updated_at=utcnow()).where(User.id == user_id).aexecute()

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from app.config import get_settings
-from app.db import db
+from app.db import db, with_retries
 from app.errors import AppError, Conflict, InvalidSignature, problem_body
 from app.models import utcnow
 from app.schemas import (
@@ -85,28 +85,35 @@ async def _process(
     effect: Callable[[], Awaitable[TransactionOut]],
 ) -> Outcome:
     print_ = fingerprint(event_type, payload)
-    async with db.atomic():
-        claimed = (await db.aexecute_sql(
-            "INSERT INTO webhook_event (id, event_type, fingerprint, created_at) "
-            "VALUES (%s, %s, %s, %s) ON CONFLICT (id) DO NOTHING RETURNING 1",
-            (event.id, event_type, print_, utcnow()))).fetchone()
-        if claimed is None:
-            return await _replay(event.id, print_)
-        try:
-            async with db.atomic():  # a savepoint: a refusal undoes only the effect
-                transaction = await effect()
-                invoice = await load_invoice(event.invoice_id)
-            status = 200
-            body: dict[str, Any] = WebhookResult(
-                event_id=event.id, duplicate=False, invoice=invoice, transaction=transaction,
-            ).model_dump(mode="json")
-        except AppError as exc:
-            if exc.status >= 500:
-                raise
-            status, body = exc.status, problem_body(exc.status, exc.code, exc.detail, exc.errors)
-        await db.aexecute_sql(
-            "UPDATE webhook_event SET response_status = %s, response_body = %s WHERE id = %s",
-            (status, json.dumps(body), event.id))
+    return await with_retries(lambda: _apply_once(event, event_type, print_, effect))
+
+
+async def _apply_once(
+    event: WebhookBody, event_type: str, print_: str,
+    effect: Callable[[], Awaitable[TransactionOut]],
+) -> Outcome:
+    """One transaction: claim the event id, apply the effect, store the response."""
+    claimed = (await db.aexecute_sql(
+        "INSERT INTO webhook_event (id, event_type, fingerprint, created_at) "
+        "VALUES (%s, %s, %s, %s) ON CONFLICT (id) DO NOTHING RETURNING 1",
+        (event.id, event_type, print_, utcnow()))).fetchone()
+    if claimed is None:
+        return await _replay(event.id, print_)
+    try:
+        async with db.atomic():  # a savepoint: a refusal undoes only the effect
+            transaction = await effect()
+            invoice = await load_invoice(event.invoice_id)
+        status = 200
+        body: dict[str, Any] = WebhookResult(
+            event_id=event.id, duplicate=False, invoice=invoice, transaction=transaction,
+        ).model_dump(mode="json")
+    except AppError as exc:
+        if exc.status >= 500:
+            raise
+        status, body = exc.status, problem_body(exc.status, exc.code, exc.detail, exc.errors)
+    await db.aexecute_sql(
+        "UPDATE webhook_event SET response_status = %s, response_body = %s WHERE id = %s",
+        (status, json.dumps(body), event.id))
     return Outcome(status=status, body=body)
 
 
