@@ -16,6 +16,7 @@ from app.errors import install_error_handlers
 from app.logging_setup import configure_logging
 from app.middleware import RequestContextMiddleware
 from app.routers import auth, invoices, ops, transactions, users, webhooks
+from app.schemas import ErrorItem, Problem
 from app.security import warm_up
 from app.services import idempotency
 
@@ -26,6 +27,25 @@ Invoices between a payer and a receiver, a ledger of exact payments and refunds,
 webhooks from the payment provider. Every error is `application/problem+json` with a stable
 `code`. Amounts are strings with the currency's exact decimals.
 """
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Put the problem+json schema the routes refer to into the OpenAPI components."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version,
+                                 description=app.description, routes=app.routes)
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in (Problem, ErrorItem):
+                components[model.__name__] = model.model_json_schema(
+                    ref_template="#/components/schemas/{model}")
+                components[model.__name__].pop("$defs", None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -55,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redirect_slashes=False,
     )
     install_error_handlers(app)
+    _document_problems(app)
     for module in (ops, auth, users, invoices, transactions, webhooks):
         app.include_router(module.router)
 

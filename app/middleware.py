@@ -17,6 +17,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import metrics
 from app.db import db
 from app.errors import problem_body
 
@@ -85,15 +86,19 @@ class RequestContextMiddleware:
                     await db.aclose()
                 except Exception:
                     pass
-            duration_ms = round((time.perf_counter() - started) * 1000, 2)
+            elapsed = time.perf_counter() - started
+            duration_ms = round(elapsed * 1000, 2)
             route = scope.get("route")
+            route_path = getattr(route, "path", None) or "unmatched"
+            metrics.record_request(scope["method"], route_path, status_holder["status"],
+                                   elapsed)
             access_log.info(
                 "request",
                 extra={
                     "request_id": request_id,
                     "method": scope["method"],
                     "path": scope["path"],
-                    "route": getattr(route, "path", None),
+                    "route": route_path,
                     "status": status_holder["status"],
                     "duration_ms": duration_ms,
                     "user_id": state.get("user_id"),

@@ -259,3 +259,24 @@ class WebhookResult(BaseModel):
 
 class Health(BaseModel):
     status: str
+
+
+class ErrorItem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str | None = None
+
+
+class Problem(BaseModel):
+    """Every error (RFC 9457 problem+json); `code` is the stable name to branch on."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "type": "about:blank", "title": "Conflict", "status": 409,
+        "code": "amount_exceeds_due",
+        "detail": "payment of 30.00 exceeds the amount due 10.00"}]})
+    type: str = "about:blank"
+    title: str
+    status: int
+    code: str
+    detail: str
+    errors: list[ErrorItem] | None = None

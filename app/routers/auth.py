@@ -7,8 +7,7 @@ from fastapi import Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 
 from app.auth import CurrentUser
-from app.errors import PROBLEM_JSON
-from app.routers.common import make_router, validate_as
+from app.routers.common import AUTH, make_router, problems, validate_as
 from app.schemas import LoginBody, Token
 from app.services import auth as auth_service
 
@@ -25,7 +24,7 @@ _LOGIN_BODY = {
                                "grant_type": {"type": "string"}, "scope": {"type": "string"}},
             }
         },
-        "application/json": {"schema": {"$ref": "#/components/schemas/LoginBody"}},
+        "application/json": {"schema": LoginBody.model_json_schema()},
     },
 }
 
@@ -50,17 +49,16 @@ async def _login_body(request: Request) -> LoginBody:
     summary="Log in (OAuth2 password form or JSON) and get a bearer token",
     response_model=Token,
     openapi_extra={"requestBody": _LOGIN_BODY},
-    responses={401: {"description": "wrong username or password (`invalid_credentials`)",
-                     "content": {PROBLEM_JSON: {}}},
-               429: {"description": "too many failed attempts (`too_many_attempts`)",
-                     "content": {PROBLEM_JSON: {}}}},
+    responses=problems({401: ["invalid_credentials"], 422: ["validation_error"],
+                        429: ["too_many_attempts"]}, body=True),
 )
 async def login(body: Annotated[LoginBody, Depends(_login_body)]) -> Token:
     token, expires_in = await auth_service.login(username=body.username, password=body.password)
     return Token(access_token=token, expires_in=expires_in)
 
 
-@router.post("/logout", status_code=204, summary="Revoke the token used for this call")
+@router.post("/logout", status_code=204, summary="Revoke the token used for this call",
+             responses=problems(AUTH))
 async def logout(principal: CurrentUser) -> Response:
     await auth_service.logout(claims=principal.claims)
     return Response(status_code=204)

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
+from app.errors import PROBLEM_JSON
 from app.jsonbody import ExactJSONRoute
 from app.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.services.idempotency import Outcome
@@ -22,6 +23,32 @@ IdempotencyKey = Annotated[
            description="retry safely: the same key and body replay the first response"),
 ]
 DEFAULT_PAGE = DEFAULT_LIMIT
+
+
+# Every route may answer these; routes list their own codes on top.
+_ALWAYS: dict[int, list[str]] = {
+    500: ["internal_error"],
+    503: ["database_unavailable", "database_busy"],
+}
+_WITH_BODY: dict[int, list[str]] = {413: ["payload_too_large"]}
+AUTH: dict[int, list[str]] = {401: ["not_authenticated"]}
+ADMIN: dict[int, list[str]] = {401: ["not_authenticated"], 403: ["forbidden"]}
+
+
+def problems(*groups: dict[int, list[str]], body: bool = False) -> dict[int | str, Any]:
+    """OpenAPI `responses` for the problem+json errors a route can give, codes listed."""
+    merged: dict[int, list[str]] = {}
+    for group in (*groups, _ALWAYS, _WITH_BODY if body else {}):
+        for status, codes in group.items():
+            merged.setdefault(status, [])
+            merged[status] += [c for c in codes if c not in merged[status]]
+    return {
+        status: {
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+            "description": "`" + "`, `".join(codes) + "`",
+        }
+        for status, codes in sorted(merged.items())
+    }
 
 
 def make_router(**kwargs: Any) -> APIRouter:

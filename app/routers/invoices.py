@@ -8,11 +8,13 @@ from fastapi import Query, Response
 
 from app.auth import AdminUser, CurrentUser, ensure_can_see_invoice
 from app.routers.common import (
+    ADMIN,
     Cursor,
     IdempotencyKey,
     Limit,
     make_router,
     outcome_response,
+    problems,
 )
 from app.schemas import InvoiceCreate, InvoiceOut, InvoiceStatus, InvoiceUpdate, Page
 from app.services import idempotency
@@ -21,7 +23,10 @@ from app.services import invoices as invoices_service
 router = make_router(prefix="/invoices", tags=["invoices"])
 
 
-@router.post("", status_code=201, response_model=InvoiceOut, summary="Create an invoice (admin)")
+@router.post("", status_code=201, response_model=InvoiceOut, summary="Create an invoice (admin)",
+             responses=problems(ADMIN, {409: ["idempotency_key_in_use"], 422: [
+                 "validation_error", "read_only_field", "invalid_party",
+                 "idempotency_key_reused"]}, body=True))
 async def create_invoice(body: InvoiceCreate, admin: AdminUser,
                          idempotency_key: IdempotencyKey = None) -> Response:
     outcome = await idempotency.execute(
@@ -30,7 +35,8 @@ async def create_invoice(body: InvoiceCreate, admin: AdminUser,
     return outcome_response(outcome)
 
 
-@router.get("", response_model=Page[InvoiceOut], summary="List invoices, newest first (admin)")
+@router.get("", response_model=Page[InvoiceOut], summary="List invoices, newest first (admin)",
+            responses=problems(ADMIN, {422: ["validation_error", "invalid_cursor"]}))
 async def list_invoices(
     admin: AdminUser,
     limit: Limit = 20,
@@ -47,22 +53,33 @@ async def list_invoices(
 
 
 @router.get("/{invoice_id}", response_model=InvoiceOut,
-            summary="One invoice (admin, its payer or its receiver)")
+            summary="One invoice (admin, its payer or its receiver)",
+            responses=problems(ADMIN, {404: ["invoice_not_found"], 422: ["validation_error"]}))
 async def get_invoice(invoice_id: uuid.UUID, viewer: CurrentUser) -> InvoiceOut:
     invoice = await invoices_service.load_invoice(invoice_id)
     ensure_can_see_invoice(viewer, invoice.payer_id, invoice.receiver_id)
     return invoice
 
 
-@router.put("/{invoice_id}", response_model=InvoiceOut, summary="Change an invoice (admin)")
-@router.patch("/{invoice_id}", response_model=InvoiceOut, summary="Change an invoice (admin)")
+_UPDATE_ERRORS = problems(ADMIN, {
+    404: ["invoice_not_found"], 409: ["amount_below_paid", "money_has_moved"],
+    422: ["validation_error", "read_only_field", "invalid_party"]}, body=True)
+
+
+@router.put("/{invoice_id}", response_model=InvoiceOut, summary="Change an invoice (admin)",
+            responses=_UPDATE_ERRORS)
+@router.patch("/{invoice_id}", response_model=InvoiceOut, summary="Change an invoice (admin)",
+              responses=_UPDATE_ERRORS)
 async def update_invoice(invoice_id: uuid.UUID, body: InvoiceUpdate,
                          admin: AdminUser) -> InvoiceOut:
     return await invoices_service.update_invoice(invoice_id=invoice_id, data=body)
 
 
 @router.delete("/{invoice_id}", status_code=204,
-               summary="Delete an invoice that has no transactions (admin)")
+               summary="Delete an invoice that has no transactions (admin)",
+               responses=problems(ADMIN, {404: ["invoice_not_found"],
+                                          409: ["invoice_has_transactions"],
+                                          422: ["validation_error"]}))
 async def delete_invoice(invoice_id: uuid.UUID, admin: AdminUser) -> Response:
     await invoices_service.delete_invoice(invoice_id=invoice_id)
     return Response(status_code=204)

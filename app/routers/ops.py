@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+from fastapi import Response
 from fastapi.responses import JSONResponse
 
-from app.errors import PROBLEM_JSON
-from app.routers.common import make_router
+from app import metrics
+from app.routers.common import make_router, problems
 from app.schemas import Health
 from app.services import ops
 
@@ -15,11 +16,19 @@ async def health() -> Health:
     return Health(status="ok")
 
 
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response,
+            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                             "description": "Prometheus text format"}})
+async def metrics_endpoint() -> Response:
+    body, content_type = metrics.render()
+    return Response(body, media_type=content_type)
+
+
 @router.get(
     "/ready",
     response_model=Health,
     summary="Readiness: the database answers",
-    responses={503: {"description": "database unavailable", "content": {PROBLEM_JSON: {}}}},
+    responses=problems({503: ["database_unavailable"]}),
 )
 async def ready() -> Health | JSONResponse:
     await ops.check_database()

@@ -6,11 +6,13 @@ from fastapi import Response
 
 from app.auth import AdminUser
 from app.routers.common import (
+    ADMIN,
     Cursor,
     IdempotencyKey,
     Limit,
     make_router,
     outcome_response,
+    problems,
 )
 from app.schemas import Page, TransactionCreate, TransactionOut
 from app.services import idempotency, payments
@@ -19,7 +21,12 @@ router = make_router(prefix="/invoice-transactions", tags=["transactions"])
 
 
 @router.post("", status_code=201, response_model=TransactionOut,
-             summary="Record a payment or a refund (admin)")
+             summary="Record a payment or a refund (admin)",
+             responses=problems(ADMIN, {
+                 404: ["invoice_not_found"],
+                 409: ["amount_exceeds_due", "amount_exceeds_refundable", "invoice_changed",
+                       "idempotency_key_in_use"],
+                 422: ["validation_error", "idempotency_key_reused"]}, body=True))
 async def create_transaction(body: TransactionCreate, admin: AdminUser,
                              idempotency_key: IdempotencyKey = None) -> Response:
     movement = payments.Movement(
@@ -34,7 +41,9 @@ async def create_transaction(body: TransactionCreate, admin: AdminUser,
 
 
 @router.get("/invoice/{invoice_id}", response_model=Page[TransactionOut],
-            summary="An invoice's transactions, oldest first (admin)")
+            summary="An invoice's transactions, oldest first (admin)",
+            responses=problems(ADMIN, {404: ["invoice_not_found"],
+                                       422: ["validation_error", "invalid_cursor"]}))
 async def list_invoice_transactions(invoice_id: uuid.UUID, admin: AdminUser,
                                     limit: Limit = 20,
                                     cursor: Cursor = None) -> Page[TransactionOut]:
@@ -42,6 +51,8 @@ async def list_invoice_transactions(invoice_id: uuid.UUID, admin: AdminUser,
 
 
 @router.get("/{transaction_id}", response_model=TransactionOut,
-            summary="One transaction (admin)")
+            summary="One transaction (admin)",
+            responses=problems(ADMIN, {404: ["transaction_not_found"],
+                                       422: ["validation_error"]}))
 async def get_transaction(transaction_id: uuid.UUID, admin: AdminUser) -> TransactionOut:
     return await payments.get_transaction(transaction_id=transaction_id)

@@ -7,9 +7,10 @@ from fastapi import Header, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 
-from app.errors import PROBLEM_JSON
+from app import metrics
+from app.errors import InvalidSignature
 from app.jsonbody import loads_exact
-from app.routers.common import make_router, outcome_response, validate_as
+from app.routers.common import make_router, outcome_response, problems, validate_as
 from app.schemas import PaymentFailedEvent, PaymentSucceededEvent, RefundEvent, WebhookResult
 from app.services import webhooks
 
@@ -19,15 +20,10 @@ Signature = Annotated[str | None, Header(
     alias="X-Signature",
     description="t=<unix seconds>,v1=<hex HMAC-SHA256 of f'{t}.' + raw body>")]
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "missing, malformed, stale or wrong signature (`invalid_signature`)",
-          "content": {PROBLEM_JSON: {}}},
-    404: {"description": "unknown invoice (`invoice_not_found`)", "content": {PROBLEM_JSON: {}}},
-    409: {"description": "`event_id_reused`, `amount_exceeds_due`, `amount_exceeds_refundable`",
-          "content": {PROBLEM_JSON: {}}},
-    413: {"description": "body over 64 KiB (`payload_too_large`)",
-          "content": {PROBLEM_JSON: {}}},
-}
+_ERRORS = problems({401: ["invalid_signature"], 404: ["invoice_not_found"],
+                    409: ["event_id_reused", "amount_exceeds_due", "amount_exceeds_refundable",
+                          "invoice_changed"],
+                    422: ["validation_error"]}, body=True)
 
 
 def _doc(model: type[BaseModel]) -> dict[str, Any]:
@@ -35,10 +31,14 @@ def _doc(model: type[BaseModel]) -> dict[str, Any]:
         "schema": model.model_json_schema()}}}}
 
 
-async def _verified(request: Request, signature: str | None, model: type[BaseModel]
-                    ) -> tuple[Any, Any]:
+async def _verified(request: Request, signature: str | None, model: type[BaseModel],
+                    event_type: str) -> tuple[Any, Any]:
     raw = await request.body()
-    webhooks.verify_signature(raw, signature)  # before the body is even parsed
+    try:
+        webhooks.verify_signature(raw, signature)  # before the body is even parsed
+    except InvalidSignature:
+        metrics.record_webhook(event_type, "invalid_signature")
+        raise
     try:
         payload = loads_exact(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -52,7 +52,8 @@ async def _verified(request: Request, signature: str | None, model: type[BaseMod
              openapi_extra=_doc(PaymentSucceededEvent),
              summary="Provider: a payment succeeded (signed)")
 async def payment_success(request: Request, x_signature: Signature = None) -> Response:
-    event, payload = await _verified(request, x_signature, PaymentSucceededEvent)
+    event, payload = await _verified(request, x_signature, PaymentSucceededEvent,
+                                     "payment.succeeded")
     return outcome_response(await webhooks.payment_succeeded(event=event, payload=payload))
 
 
@@ -60,12 +61,13 @@ async def payment_success(request: Request, x_signature: Signature = None) -> Re
              openapi_extra=_doc(PaymentFailedEvent),
              summary="Provider: a payment attempt failed (signed)")
 async def payment_failure(request: Request, x_signature: Signature = None) -> Response:
-    event, payload = await _verified(request, x_signature, PaymentFailedEvent)
+    event, payload = await _verified(request, x_signature, PaymentFailedEvent,
+                                     "payment.failed")
     return outcome_response(await webhooks.payment_failed(event=event, payload=payload))
 
 
 @router.post("/refund", response_model=WebhookResult, responses=_ERRORS,
              openapi_extra=_doc(RefundEvent), summary="Provider: a refund was made (signed)")
 async def refund(request: Request, x_signature: Signature = None) -> Response:
-    event, payload = await _verified(request, x_signature, RefundEvent)
+    event, payload = await _verified(request, x_signature, RefundEvent, "refund")
     return outcome_response(await webhooks.refunded(event=event, payload=payload))

@@ -15,6 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
+from app import metrics
 from app.db import db, with_retries
 from app.errors import AmountExceedsDue, AmountExceedsRefundable, Conflict, NotFound
 from app.models import utcnow
@@ -147,6 +148,7 @@ async def move_money(*, movement: Movement) -> TransactionOut:
         raise InvoiceNotFound(f"no invoice with id {movement.invoice_id}")
     if not result["applied"]:
         _refuse(movement, amount, currency, result)
+    metrics.record_movement(movement.kind, currency, movement.source, amount)
     return transaction_out(row)
 
 

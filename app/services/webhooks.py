@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from app import metrics
 from app.config import get_settings
 from app.db import db, with_retries
 from app.errors import AppError, Conflict, InvalidSignature, problem_body
@@ -85,7 +86,15 @@ async def _process(
     effect: Callable[[], Awaitable[TransactionOut]],
 ) -> Outcome:
     print_ = fingerprint(event_type, payload)
-    return await with_retries(lambda: _apply_once(event, event_type, print_, effect))
+    try:
+        outcome = await with_retries(lambda: _apply_once(event, event_type, print_, effect))
+    except EventIdReused:
+        metrics.record_webhook(event_type, "id_reused")
+        raise
+    result = "duplicate" if outcome.replayed else (
+        "processed" if outcome.status == 200 else "refused")
+    metrics.record_webhook(event_type, result)
+    return outcome
 
 
 async def _apply_once(
