@@ -42,6 +42,14 @@ async def verify_password(password: str, password_hash: str) -> bool:
     return await asyncio.to_thread(check)
 
 
+def needs_rehash(password_hash: str) -> bool:
+    """True when the hash was made with other argon2 parameters than the current ones."""
+    try:
+        return _context().needs_update(password_hash)
+    except (ValueError, TypeError):
+        return False
+
+
 @lru_cache
 def _dummy_hash() -> str:
     return _context().hash("not-a-real-password-" + uuid.uuid4().hex)

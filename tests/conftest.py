@@ -178,9 +178,9 @@ def db(_database: Database) -> Database:
 
 @pytest.fixture(scope="session")
 def password_hash() -> str:
-    from passlib.context import CryptContext
+    from app.security import _context  # the app's own argon2 parameters
 
-    return CryptContext(schemes=["argon2"]).hash(PASSWORD)
+    return _context().hash(PASSWORD)
 
 
 @dataclass

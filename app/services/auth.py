@@ -16,6 +16,8 @@ from app.security import (
     TokenClaims,
     create_access_token,
     decode_access_token,
+    hash_password,
+    needs_rehash,
     verify_against_dummy,
     verify_password,
 )
@@ -87,6 +89,11 @@ async def login(*, username: str, password: str) -> tuple[str, int]:
         await _record_failure(key, now)
         raise InvalidCredentials(WRONG_CREDENTIALS)
     await LoginThrottle.delete().where(LoginThrottle.key == key).aexecute()
+    if needs_rehash(user.password_hash):
+        # Keep every stored hash on the current cost, so that a login with a known name
+        # takes as long as one with an unknown name (checked against the dummy hash).
+        new_hash = await hash_password(password)
+        await User.update(password_hash=new_hash).where(User.id == user.id).aexecute()
     return create_access_token(user.id)
 
 
