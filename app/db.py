@@ -28,7 +28,68 @@ MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
 # Any constant works; it only has to be the same for every process of the app.
 MIGRATION_LOCK_ID = 7_262_001
 
-db = AsyncPostgresqlDatabase(None)
+def connection_broken(exc: BaseException) -> bool:
+    """True when the error means the connection itself is gone or unusable (as opposed to
+    a statement the database refused): killed backends, restarts, network failures."""
+    import asyncpg
+
+    broken = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+              asyncpg.InternalClientError, asyncpg.AdminShutdownError,
+              asyncpg.CannotConnectNowError, ConnectionError, OSError)
+    current: BaseException | None = exc
+    for _ in range(5):
+        if current is None:
+            return False
+        if isinstance(current, broken):
+            return True
+        if sqlstate(current) in ("57P01", "57P02", "57P03") or \
+                (sqlstate(current) or "").startswith("08"):
+            return True
+        current = underlying(current)
+    return False
+
+
+def underlying(exc: BaseException) -> BaseException | None:
+    """The driver's exception behind peewee's wrapper (kept as `orig`), or the cause."""
+    orig = getattr(exc, "orig", None)
+    if isinstance(orig, BaseException):
+        return orig
+    return exc.__cause__ or exc.__context__
+
+
+class AppDatabase(AsyncPostgresqlDatabase):
+    """pwasyncio's database, plus: a connection that broke mid-request is thrown away at
+    once instead of being used again by this request or handed back to the pool."""
+
+    async def aexecute_sql(self, sql, params=None):
+        try:
+            return await super().aexecute_sql(sql, params)
+        except Exception as exc:
+            if connection_broken(exc):
+                await self.discard_connection()
+            raise
+
+    async def discard_connection(self) -> None:
+        try:
+            state = self._state._current()
+        except RuntimeError:
+            return
+        conn = state.conn
+        # Forget the connection but keep the transaction bookkeeping: the atomic block
+        # that is unwinding still pops its entry (its rollback then fails, as it must).
+        state.conn, state.closed = None, True
+        raw = getattr(conn, "conn", None)
+        if raw is None:
+            return
+        try:
+            raw.terminate()
+            if self._pool is not None:
+                await self._pool.release(raw)
+        except Exception:
+            log.debug("discarding a broken connection", exc_info=True)
+
+
+db = AppDatabase(None)
 
 
 def embedded_database_url(data_dir: Path) -> str:
@@ -127,8 +188,7 @@ def sqlstate(exc: BaseException) -> str | None:
         code = getattr(current, "sqlstate", None)
         if code:
             return str(code)
-        inner = current.args[0] if current.args else None
-        current = inner if isinstance(inner, BaseException) else current.__cause__
+        current = underlying(current)
         seen += 1
     return None
 

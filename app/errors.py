@@ -149,35 +149,45 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 
 
 def is_database_unavailable(exc: BaseException) -> bool:
-    """Connection-level failures: the database is down, restarting, or the pool is full."""
+    """The database is down, restarting or unreachable, or the pool had no connection."""
     import asyncio
 
-    import asyncpg
+    from app.db import connection_broken, underlying
 
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(
-            exc,
-            (
-                asyncpg.PostgresConnectionError,
-                asyncpg.CannotConnectNowError,
-                asyncpg.InterfaceError,
-                asyncpg.AdminShutdownError,
-                asyncpg.ConnectionDoesNotExistError,
-                ConnectionError,
-                OSError,
-                asyncio.TimeoutError,
-            ),
-        ):
+    if connection_broken(exc):
+        return True
+    current: BaseException | None = exc
+    for _ in range(5):
+        if current is None:
+            return False
+        if isinstance(current, asyncio.TimeoutError):
             return True
-        if isinstance(exc, (peewee.OperationalError, peewee.InterfaceError)):
-            msg = str(exc).lower()
-            if "timed out" in msg or "pool" in msg or "connect" in msg:
+        if isinstance(current, (peewee.OperationalError, peewee.InterfaceError)):
+            message = str(current).lower()
+            if "timed out" in message or "pool" in message or "connect" in message:
                 return True
-        inner = exc.args[0] if isinstance(exc, peewee.PeeweeException) and exc.args else None
-        exc = inner if isinstance(inner, BaseException) else (exc.__cause__ or exc.__context__)
+        current = underlying(current)
     return False
+
+
+def _database_problem(request: Request, exc: Exception) -> JSONResponse | None:
+    """503 for an outage or contention the client can retry; None for anything else."""
+    from app.db import RETRYABLE_SQLSTATES, sqlstate
+
+    request_id = request.scope.get("state", {}).get("request_id", "-")
+    code = sqlstate(exc)
+    if code in RETRYABLE_SQLSTATES or code in ("57014", "55P03"):
+        log.warning("database contention: %s", code, extra={"request_id": request_id})
+        return problem(503, "database_busy",
+                       "the database was too busy to finish this request; retry shortly",
+                       headers={"Retry-After": "1"})
+    if is_database_unavailable(exc):
+        log.warning("database unavailable: %s", type(exc).__name__,
+                    extra={"request_id": request_id})
+        return problem(503, "database_unavailable",
+                       "the database is not reachable right now; retry shortly",
+                       headers={"Retry-After": "1"})
+    return None
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -202,23 +212,26 @@ def install_error_handlers(app: FastAPI) -> None:
             detail = f"no route for {request.method} {request.url.path}"
         return problem(exc.status_code, code, detail, headers=getattr(exc, "headers", None))
 
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        response = _database_problem(request, exc)
+        if response is None:
+            return await _unexpected(request, exc)
+        return response
+
+    # Database failures get their own handler: the catch-all below also re-raises (so the
+    # server logs a traceback), which an expected outage should not do.
+    import asyncpg
+
+    for exc_class in (peewee.PeeweeException, asyncpg.PostgresError,
+                      asyncpg.InterfaceError, asyncpg.InternalClientError, OSError):
+        app.add_exception_handler(exc_class, _database)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        from app.db import RETRYABLE_SQLSTATES, sqlstate
-
+        response = _database_problem(request, exc)
+        if response is not None:
+            return response
         request_id = request.scope.get("state", {}).get("request_id", "-")
-        code = sqlstate(exc)
-        if code in RETRYABLE_SQLSTATES or code in ("57014", "55P03"):
-            log.warning("database contention: %s", code, extra={"request_id": request_id})
-            return problem(503, "database_busy",
-                           "the database was too busy to finish this request; retry shortly",
-                           headers={"Retry-After": "1"})
-        if is_database_unavailable(exc):
-            log.warning("database unavailable: %s", type(exc).__name__,
-                        extra={"request_id": request_id})
-            return problem(503, "database_unavailable",
-                           "the database is not reachable right now; retry shortly",
-                           headers={"Retry-After": "1"})
         log.exception("unhandled error", extra={"request_id": request_id})
         return problem(500, "internal_error",
                        f"an unexpected error occurred; quote request id {request_id} when "

@@ -61,8 +61,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await warm_up()
         try:
             await idempotency.purge_expired()
-        except Exception:
+        except Exception:  # housekeeping must not stop the start
             log.warning("could not purge expired idempotency keys", exc_info=True)
+        finally:
+            # The lifespan task lives as long as the app: hand its connection back now.
+            await database.db.aclose()
         log.info("ready", extra={"env": settings.app_env})
         yield
         await database.close_database()
