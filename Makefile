@@ -30,5 +30,10 @@ migrate: $(STAMP)
 reconcile: $(STAMP)
 	$(BIN)/python -m app reconcile
 
+# The benchmark: app (2 workers) and pgbench on the same SQL, one table of ratios.
+# `make bench QUICK=1` for a one-minute run.
+bench: $(STAMP)
+	$(BIN)/python bench/run.py $(if $(QUICK),--quick,)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

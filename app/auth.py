@@ -34,9 +34,9 @@ class Principal:
 async def _principal(request: Request, token: str | None) -> Principal:
     if not token:
         raise NotAuthenticated()
-    principal = await auth_service.authenticate(token=token)
-    request.scope.setdefault("state", {})["user_id"] = str(principal[0].id)
-    return Principal(user=principal[0], claims=principal[1])
+    user, claims = await auth_service.authenticate(token=token)
+    request.scope.setdefault("state", {})["user_id"] = str(user.id)  # for the access log
+    return Principal(user=user, claims=claims)
 
 
 async def current_user(

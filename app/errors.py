@@ -98,10 +98,6 @@ class InvalidSignature(AppError):
     status, code = 401, "invalid_signature"
 
 
-class PayloadTooLarge(AppError):
-    status, code = 413, "payload_too_large"
-
-
 class DatabaseUnavailable(AppError):
     status, code = 503, "database_unavailable"
 
@@ -140,7 +136,7 @@ def problem(
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     errors = []
     for err in exc.errors():
-        msg = str(err.get("msg", "invalid value"))
+        msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
         ctx = err.get("ctx") or {}
         if err.get("type") == "json_invalid" and ctx.get("error"):
             msg = f"body is not valid JSON: {ctx['error']}"

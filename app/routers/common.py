@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from app.errors import PROBLEM_JSON
 from app.jsonbody import ExactJSONRoute
-from app.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from app.pagination import MAX_LIMIT
 from app.services.idempotency import Outcome
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="page size (1–100)")]
@@ -22,7 +22,6 @@ IdempotencyKey = Annotated[
     Header(alias="Idempotency-Key", min_length=1, max_length=255,
            description="retry safely: the same key and body replay the first response"),
 ]
-DEFAULT_PAGE = DEFAULT_LIMIT
 
 
 # Every route may answer these; routes list their own codes on top.

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Query, Response
 
 from app.auth import AdminUser, CurrentUser, ensure_can_see_invoice
+from app.pagination import DEFAULT_LIMIT
 from app.routers.common import (
     ADMIN,
     Cursor,
@@ -39,7 +40,7 @@ async def create_invoice(body: InvoiceCreate, admin: AdminUser,
             responses=problems(ADMIN, {422: ["validation_error", "invalid_cursor"]}))
 async def list_invoices(
     admin: AdminUser,
-    limit: Limit = 20,
+    limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
     status: Annotated[InvoiceStatus | None, Query()] = None,
     payer_id: Annotated[uuid.UUID | None, Query()] = None,

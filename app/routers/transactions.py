@@ -5,6 +5,7 @@ import uuid
 from fastapi import Response
 
 from app.auth import AdminUser
+from app.pagination import DEFAULT_LIMIT
 from app.routers.common import (
     ADMIN,
     Cursor,
@@ -45,7 +46,7 @@ async def create_transaction(body: TransactionCreate, admin: AdminUser,
             responses=problems(ADMIN, {404: ["invoice_not_found"],
                                        422: ["validation_error", "invalid_cursor"]}))
 async def list_invoice_transactions(invoice_id: uuid.UUID, admin: AdminUser,
-                                    limit: Limit = 20,
+                                    limit: Limit = DEFAULT_LIMIT,
                                     cursor: Cursor = None) -> Page[TransactionOut]:
     return await payments.list_for_invoice(invoice_id=invoice_id, limit=limit, cursor=cursor)
 

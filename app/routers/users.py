@@ -5,6 +5,7 @@ import uuid
 from fastapi import Response
 
 from app.auth import AdminUser, CurrentUser, OptionalUser
+from app.pagination import DEFAULT_LIMIT
 from app.routers.common import (
     ADMIN,
     Cursor,
@@ -40,7 +41,8 @@ async def create_user(body: UserCreate, actor: OptionalUser,
 
 @router.get("", response_model=Page[UserOut], summary="List users (admin)",
             responses=problems(ADMIN, {422: ["validation_error", "invalid_cursor"]}))
-async def list_users(admin: AdminUser, limit: Limit = 20, cursor: Cursor = None) -> Page[UserOut]:
+async def list_users(admin: AdminUser, limit: Limit = DEFAULT_LIMIT,
+                     cursor: Cursor = None) -> Page[UserOut]:
     return await users_service.list_users(limit=limit, cursor=cursor)
 
 
