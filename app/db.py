@@ -11,13 +11,18 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlparse
 
 import peewee
 from playhouse.migrations import Runner
-from playhouse.pwasyncio import AsyncPostgresqlDatabase
+from playhouse.pwasyncio import (
+    AsyncPostgresqlConnection,
+    AsyncPostgresqlDatabase,
+    CursorAdapter,
+)
 
 from app.config import PROJECT_ROOT, Settings
 
@@ -57,9 +62,48 @@ def underlying(exc: BaseException) -> BaseException | None:
     return exc.__cause__ or exc.__context__
 
 
+@lru_cache(maxsize=512)
+def _numbered(sql: str) -> str:
+    return AsyncPostgresqlConnection._translate_placeholders(sql)
+
+
+class AppConnection(AsyncPostgresqlConnection):
+    """One round trip per statement.
+
+    pwasyncio runs every statement as an explicit `prepare()` (a server round trip that
+    bypasses asyncpg's statement cache) and then a fetch (a second one). asyncpg's own
+    execute path looks the statement up in its per-connection cache and sends only
+    Bind/Execute/Sync, and still reports the command status peewee needs for row counts.
+    With the cache off (pgbouncer), asyncpg uses unnamed statements, which stay correct
+    in transaction pooling.
+    """
+
+    async def _execute(self, sql, params=None):
+        if params:
+            sql = _numbered(sql)
+        records, status, _ = await self.conn._execute(sql, params or (), 0, None,
+                                                      return_status=True)
+        description = [(key,) for key in records[0].keys()] if records else []
+        tail = (status.decode() if isinstance(status, bytes) else status or "").rsplit(" ", 1)
+        rowcount = int(tail[1]) if len(tail) == 2 and tail[1].isdigit() else len(records)
+        return CursorAdapter(records, rowcount=rowcount, description=description)
+
+
+async def _keep_session(connection: object) -> None:
+    """Pool release hook: nothing to reset. The app sets no session state (no SET, LISTEN
+    or session advisory locks; migrations use their own connection), and pwasyncio rolls
+    back any open transaction before release. asyncpg's default reset would cost one more
+    round trip per request."""
+
+
 class AppDatabase(AsyncPostgresqlDatabase):
-    """pwasyncio's database, plus: a connection that broke mid-request is thrown away at
-    once instead of being used again by this request or handed back to the pool."""
+    """pwasyncio's database, plus: one round trip per statement (AppConnection), no reset
+    query on release, and a connection that broke mid-request is thrown away at once
+    instead of being used again by this request or handed back to the pool."""
+
+    async def _pool_acquire(self, pool):
+        conn = await asyncio.wait_for(pool.acquire(), timeout=self._acquire_timeout)
+        return AppConnection(conn)
 
     async def aexecute_sql(self, sql, params=None):
         try:
@@ -129,7 +173,7 @@ def init_database(settings: Settings, url: str | None = None) -> str:
     server_settings = {"application_name": "payment-app"}
     if settings.db_statement_timeout_ms:
         server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
-    extra: dict = {"server_settings": server_settings}
+    extra: dict = {"server_settings": server_settings, "reset": _keep_session}
     if not settings.db_statement_cache:
         # Needed behind pgbouncer in transaction-pooling mode.
         extra["statement_cache_size"] = 0

@@ -491,3 +491,17 @@ def test_concurrent_requests_with_one_key_make_one_row(api: Api, server: Server,
     assert ledger_sums(api, inv["id"]) == (1000, 0, 1)
     assert Decimal(api.client.get(f"/invoices/{inv['id']}", headers=admin.headers)
                    .json()["amount_recovered"]) == Decimal("10")
+
+
+def test_payment_after_a_currency_change_uses_the_new_currency(
+        api: Api, admin: Account, alice: Account, bob: Account) -> None:
+    inv = api.invoice(admin, alice, bob, amount="100")
+    assert_problem(api.pay(admin, inv["id"], "500"), 409, "amount_exceeds_due")  # seen as INR
+    r = api.client.patch(f"/invoices/{inv['id']}", headers=admin.headers,
+                         json={"currency": "JPY", "amount": "1000"})
+    assert r.status_code == 200 and r.json()["currency"] == "JPY"
+    assert_problem(api.pay(admin, inv["id"], "5.5"), 422)  # JPY has no decimals
+    r = api.pay(admin, inv["id"], "5")
+    assert r.status_code == 201 and r.json()["currency"] == "JPY" and r.json()["amount"] == "5"
+    assert ledger_sums(api, inv["id"]) == (5, 0, 1)
+    assert_reconciles(api)
