@@ -81,6 +81,10 @@ class AppConnection(AsyncPostgresqlConnection):
     async def _execute(self, sql, params=None):
         if params:
             sql = _numbered(sql)
+        if getattr(self.conn, "_con", True) is None:  # a pool proxy already detached
+            import asyncpg
+
+            raise asyncpg.InterfaceError("the connection was released back to the pool")
         records, status, _ = await self.conn._execute(sql, params or (), 0, None,
                                                       return_status=True)
         description = [(key,) for key in records[0].keys()] if records else []
