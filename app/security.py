@@ -14,6 +14,7 @@ from passlib.context import CryptContext
 from app.config import Settings, get_settings
 
 ALGORITHM = "HS256"
+MAX_TOKEN_LENGTH = 2048
 
 
 @lru_cache
@@ -88,13 +89,25 @@ def create_access_token(user_id: uuid.UUID, settings: Settings | None = None) ->
 def decode_access_token(token: str, settings: Settings | None = None) -> TokenClaims | None:
     """The token's claims, or None for anything not signed by us, malformed or expired."""
     s = settings or get_settings()
+    if len(token) > MAX_TOKEN_LENGTH:  # ours are ~250 characters; keep the cache small
+        return None
+    claims = _verified_claims(token, s.resolved_secret_key())
+    if claims is None or claims.expires_at <= datetime.now(UTC):
+        return None
+    return claims
+
+
+@lru_cache(maxsize=4096)
+def _verified_claims(token: str, key: str) -> TokenClaims | None:
+    """Signature and shape checks, cached per token: a pure function of the token and the
+    key. Expiry is checked by the caller on every use, revocation by the database."""
     try:
         claims = jwt.decode(
             token,
-            s.resolved_secret_key(),
+            key,
             algorithms=[ALGORITHM],
             options={"require_exp": True, "require_iat": True, "require_sub": True,
-                     "require_jti": True},
+                     "require_jti": True, "verify_exp": False},
         )
         return TokenClaims(
             user_id=uuid.UUID(str(claims["sub"])),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
@@ -53,6 +53,12 @@ def problems(*groups: dict[int, list[str]], body: bool = False) -> dict[int | st
 def make_router(**kwargs: Any) -> APIRouter:
     """Routers whose JSON bodies keep numbers exact (see app/jsonbody.py)."""
     return APIRouter(route_class=ExactJSONRoute, **kwargs)
+
+
+def json_of(model: BaseModel) -> Response:
+    """Serialise a response once. Returned as a model, FastAPI would first validate it
+    against the route's response_model, which costs as much as building it."""
+    return Response(model.model_dump_json(), media_type="application/json")
 
 
 def outcome_response(outcome: Outcome) -> JSONResponse:

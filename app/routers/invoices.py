@@ -13,6 +13,7 @@ from app.routers.common import (
     Cursor,
     IdempotencyKey,
     Limit,
+    json_of,
     make_router,
     outcome_response,
     problems,
@@ -47,19 +48,19 @@ async def list_invoices(
     receiver_id: Annotated[uuid.UUID | None, Query()] = None,
     created_after: Annotated[datetime | None, Query()] = None,
     created_before: Annotated[datetime | None, Query()] = None,
-) -> Page[InvoiceOut]:
-    return await invoices_service.list_invoices(
+) -> Response:
+    return json_of(await invoices_service.list_invoices(
         limit=limit, cursor=cursor, status=status, payer_id=payer_id, receiver_id=receiver_id,
-        created_after=created_after, created_before=created_before)
+        created_after=created_after, created_before=created_before))
 
 
 @router.get("/{invoice_id}", response_model=InvoiceOut,
             summary="One invoice (admin, its payer or its receiver)",
             responses=problems(ADMIN, {404: ["invoice_not_found"], 422: ["validation_error"]}))
-async def get_invoice(invoice_id: uuid.UUID, viewer: CurrentUser) -> InvoiceOut:
+async def get_invoice(invoice_id: uuid.UUID, viewer: CurrentUser) -> Response:
     invoice = await invoices_service.load_invoice(invoice_id)
     ensure_can_see_invoice(viewer, invoice.payer_id, invoice.receiver_id)
-    return invoice
+    return json_of(invoice)
 
 
 _UPDATE_ERRORS = problems(ADMIN, {

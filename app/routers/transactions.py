@@ -11,6 +11,7 @@ from app.routers.common import (
     Cursor,
     IdempotencyKey,
     Limit,
+    json_of,
     make_router,
     outcome_response,
     problems,
@@ -47,13 +48,14 @@ async def create_transaction(body: TransactionCreate, admin: AdminUser,
                                        422: ["validation_error", "invalid_cursor"]}))
 async def list_invoice_transactions(invoice_id: uuid.UUID, admin: AdminUser,
                                     limit: Limit = DEFAULT_LIMIT,
-                                    cursor: Cursor = None) -> Page[TransactionOut]:
-    return await payments.list_for_invoice(invoice_id=invoice_id, limit=limit, cursor=cursor)
+                                    cursor: Cursor = None) -> Response:
+    return json_of(await payments.list_for_invoice(invoice_id=invoice_id, limit=limit,
+                                                   cursor=cursor))
 
 
 @router.get("/{transaction_id}", response_model=TransactionOut,
             summary="One transaction (admin)",
             responses=problems(ADMIN, {404: ["transaction_not_found"],
                                        422: ["validation_error"]}))
-async def get_transaction(transaction_id: uuid.UUID, admin: AdminUser) -> TransactionOut:
-    return await payments.get_transaction(transaction_id=transaction_id)
+async def get_transaction(transaction_id: uuid.UUID, admin: AdminUser) -> Response:
+    return json_of(await payments.get_transaction(transaction_id=transaction_id))

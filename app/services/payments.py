@@ -110,7 +110,7 @@ class Movement:
 def transaction_out(row: dict | object) -> TransactionOut:
     get = row.__getitem__  # asyncpg Record or dict
     cur = get("currency")
-    return TransactionOut(
+    return TransactionOut.model_construct(
         id=get("id"), invoice_id=get("invoice_id"), kind=get("kind"), status=get("status"),
         amount=format_minor(get("amount"), cur), currency=cur,
         payment_mode=get("payment_mode"), payment_date=get("payment_date"),

@@ -109,9 +109,11 @@ async def _apply_once(
     if claimed is None:
         return await _replay(event.id, print_)
     try:
-        async with db.atomic():  # a savepoint: a refusal undoes only the effect
-            transaction = await effect()
-            invoice = await load_invoice(event.invoice_id)
+        # No savepoint around the effect: every effect refuses before it writes (the
+        # ledger statement checks and writes in one go), so a refusal leaves nothing to
+        # undo, and the event's stored refusal commits with the claim.
+        transaction = await effect()
+        invoice = await load_invoice(event.invoice_id)
         status = 200
         body: dict[str, Any] = WebhookResult(
             event_id=event.id, duplicate=False, invoice=invoice, transaction=transaction,
