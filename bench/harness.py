@@ -1,0 +1,373 @@
+"""The processes a benchmark run needs: PostgreSQL, the app under uvicorn, wrk and pgbench."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse, urlunparse
+
+import httpx
+import psycopg2
+
+from app.db import connect_kwargs, embedded_database_url
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+WRK_THREADS = 2
+PGBENCH_THREADS = 2
+
+
+class BenchError(RuntimeError):
+    """The run cannot go on; the message says why and what to do."""
+
+
+# -- PostgreSQL --------------------------------------------------------------------------
+
+def server_url() -> str:
+    """DATABASE_URL's server when set, else the embedded PostgreSQL under .data/."""
+    return os.environ.get("DATABASE_URL") or embedded_database_url(ROOT / ".data")
+
+
+def with_database(url: str, name: str) -> str:
+    return urlunparse(urlparse(url)._replace(path="/" + name))
+
+
+def admin_sql(url: str, *statements: str) -> None:
+    conn = psycopg2.connect(**connect_kwargs(url))
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            for statement in statements:
+                cur.execute(statement)
+    finally:
+        conn.close()
+
+
+def recreate_database(server: str, name: str) -> str:
+    admin_sql(server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", f"CREATE DATABASE {name}")
+    return with_database(server, name)
+
+
+def drop_database(server: str, name: str) -> None:
+    admin_sql(server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def postgres_version(url: str) -> str:
+    conn = psycopg2.connect(**connect_kwargs(url))
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SHOW server_version")
+            return "PostgreSQL " + cur.fetchone()[0].split()[0]
+    finally:
+        conn.close()
+
+
+def redacted(url: str) -> str:
+    parts = urlparse(url)
+    if parts.password:
+        parts = parts._replace(netloc=parts.netloc.replace(":" + parts.password + "@", ":***@"))
+    return urlunparse(parts)
+
+
+def sql_drift() -> list[str]:
+    """Warnings when bench/pgbench/*.sql no longer hold the statements the app runs."""
+    from app.services import invoices, payments
+
+    def norm(sql: str) -> str:
+        return " ".join(sql.split())
+
+    select = norm(invoices.SELECT_INVOICE)
+    move = getattr(payments, "_MOVE_MONEY_SQL", "")
+    move = norm(move[move.find("), inv AS ("):]) if "), inv AS (" in move else None
+    wanted = {"get_invoice.sql": [select], "list_first.sql": [select],
+              "list_deep.sql": [select], "pay_hot.sql": [move], "pay_spread.sql": [move],
+              "webhook.sql": [select, move]}
+    warnings = []
+    for name, fragments in wanted.items():
+        text = norm((BENCH / "pgbench" / name).read_text())
+        for fragment in fragments:
+            if fragment is None:
+                warnings.append("app/services/payments.py has no _MOVE_MONEY_SQL CTE any "
+                                f"more: bench/pgbench/{name} needs updating")
+            elif fragment not in text:
+                warnings.append(f"bench/pgbench/{name} no longer matches the SQL in app/services "
+                                "(SELECT_INVOICE or _MOVE_MONEY_SQL): update it")
+    return warnings
+
+
+# -- tools -------------------------------------------------------------------------------
+
+def find_pgbench() -> str:
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pgbench"),
+                        key=lambda p: int(re.sub(r"\D", "", p.split("/")[4]) or 0))
+    candidates.reverse()
+    bundled = glob.glob(str(Path(sys.prefix) / "lib/python3*/site-packages/pgserver/"
+                                               "pginstall/bin/pgbench"))
+    which = shutil.which("pgbench")
+    for path in [*candidates, *bundled, *([which] if which else [])]:
+        if os.access(path, os.X_OK):
+            return path
+    raise BenchError("pgbench not found: install Debian's postgresql-client "
+                     "(apt-get install postgresql-client) or the pgserver package")
+
+
+def find_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        print("wrk is missing; installing Debian's package (apt-get install wrk)...")
+        for cmd in (["apt-get", "install", "-y", "-qq", "wrk"],
+                    ["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "wrk"]):
+            subprocess.run(cmd, check=False, timeout=300, stdout=subprocess.DEVNULL)
+            found = shutil.which("wrk")
+            if found:
+                return found
+    raise BenchError("wrk is not installed: run `sudo apt-get install wrk` (Debian/Ubuntu) "
+                     "or build it from its source, then run the benchmark again")
+
+
+# -- the app -----------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def app_env(database_url: str, secrets: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "APP_"))}
+    env.update({"DATABASE_URL": database_url, "APP_ENV": "production", "LOG_LEVEL": "WARNING",
+                **secrets})
+    return env
+
+
+def run_cli(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "app", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+LAUNCHERS = {
+    # The issue's production command line.
+    "uvicorn": [sys.executable, "-m", "uvicorn"],
+    # What the Docker image runs: migrate, then uvicorn.run(workers=N).
+    "serve": [sys.executable, "-m", "app", "serve"],
+}
+
+
+class AppServer:
+    """The app as production runs it: uvicorn, 2 workers, no reload, no access log."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, workers: int = 2,
+                 launcher: str = "uvicorn") -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.workers = workers
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # closed in stop()
+        where = ["--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)]
+        if launcher == "serve":
+            args = where
+        else:
+            args = ["app.main:create_app", "--factory", *where, "--no-server-header",
+                    "--no-access-log"]
+        self.proc = subprocess.Popen([*LAUNCHERS[launcher], *args], cwd=ROOT, env=env,
+                                     stdout=self._log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError(f"the app exited:\n{self.log_path.read_text()[-3000:]}")
+            try:
+                ready = httpx.get(self.url + "/ready", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                ready = False
+            if ready and len(self.worker_pids()) >= self.workers:
+                return
+            time.sleep(0.2)
+        raise BenchError(f"the app did not start:\n{self.log_path.read_text()[-3000:]}")
+
+    def worker_pids(self) -> list[int]:
+        """uvicorn's worker processes (multiprocessing spawn children of the master)."""
+        pids = []
+        try:
+            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        except OSError:
+            return []
+        for pid in map(int, children.split()):
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue
+            if b"spawn_main" in cmdline and b"resource_tracker" not in cmdline:
+                pids.append(pid)
+        return sorted(pids)
+
+    def connection_split(self) -> list[int]:
+        """Established client connections held by each worker, in worker_pids() order.
+
+        The workers share one listening socket and asyncio accepts a whole burst of
+        pending connections at once, so keep-alive clients can all land on one worker.
+        """
+        inodes = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                lines = Path(table).read_text().splitlines()[1:]
+            except OSError:
+                continue
+            for line in lines:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == self.port and fields[3] == "01":
+                    inodes.add(fields[9])
+        split = []
+        for pid in self.worker_pids():
+            try:
+                fds = [os.readlink(f) for f in glob.glob(f"/proc/{pid}/fd/*")]
+            except OSError:
+                fds = []
+            split.append(sum(1 for fd in fds if fd[8:-1] in inodes and fd.startswith("socket:")))
+        return split
+
+    def login(self, username: str, password: str) -> str:
+        r = httpx.post(self.url + "/login", data={"username": username, "password": password},
+                       timeout=30)
+        if r.status_code != 200:
+            raise BenchError(f"login failed: {r.status_code} {r.text}")
+        return r.json()["access_token"]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    """VmRSS (now) and VmHWM (peak) of a process, in KiB."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = int(value.split()[0])
+    return out
+
+
+# -- load generators ---------------------------------------------------------------------
+
+@dataclass
+class WrkResult:
+    requests: int
+    window_s: float
+    in_window: int
+    p50_ms: float
+    p99_ms: float
+    socket_errors: int
+    status: dict[int, int]
+    fresh: int = 0
+    dup: int = 0
+    wrapped: int = 0
+    raw: dict = field(default_factory=dict)
+
+    @property
+    def rps(self) -> float:
+        return self.in_window / self.window_s
+
+    def count(self, *codes: int) -> int:
+        return sum(self.status.get(c, 0) for c in codes)
+
+    def unexpected(self, expected: tuple[int, ...]) -> int:
+        """Socket errors plus responses that are neither 2xx nor an expected status."""
+        odd = sum(n for code, n in self.status.items()
+                  if not 200 <= code < 300 and code not in expected)
+        return odd + self.socket_errors
+
+
+def run_wrk(wrk: str, script: str, url: str, connections: int, window: int, grace: int,
+            args: list[str], token: str, threads: int = WRK_THREADS) -> WrkResult:
+    cmd = [wrk, "-t", str(threads), "-c", str(connections), "-d", f"{window + grace}s",
+           "--timeout", "10s", "-s", str(BENCH / "wrk" / script), url, "--",
+           str(window), str(threads), *args]
+    env = dict(os.environ, BENCH_TOKEN=token)
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=window + grace + 60)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH_JSON ")), None)
+    if proc.returncode != 0 or line is None:
+        raise BenchError(f"wrk failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    raw = json.loads(line.removeprefix("BENCH_JSON "))
+    return WrkResult(
+        requests=raw["requests"], window_s=window, in_window=raw["in_window"],
+        p50_ms=raw["p50_us"] / 1000, p99_ms=raw["p99_us"] / 1000,
+        socket_errors=raw["connect"] + raw["read"] + raw["write"] + raw["timeout"],
+        status={int(k): v for k, v in raw["status"].items()},
+        fresh=raw["fresh"], dup=raw["dup"], wrapped=raw["wrapped"], raw=raw)
+
+
+@dataclass
+class PgbenchResult:
+    tps: float
+    transactions: int
+    failed: int
+    latency_ms: float
+    output: str
+
+
+def free_connections(url: str) -> int:
+    conn = psycopg2.connect(**connect_kwargs(url))
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT current_setting('max_connections')::int"
+                        " - current_setting('superuser_reserved_connections')::int"
+                        " - (SELECT count(*) FROM pg_stat_activity)")
+            return cur.fetchone()[0]
+    finally:
+        conn.close()
+
+
+def run_pgbench(pgbench: str, script: str, url: str, clients: int, seconds: int,
+                variables: dict[str, str]) -> PgbenchResult:
+    """pgbench with `clients` connections; on a shared server it waits (60 s at most) for
+    that many free connection slots, and tries again twice on "too many clients"."""
+    cmd = [pgbench, "-n", "-M", "prepared", "-c", str(clients), "-j", str(PGBENCH_THREADS),
+           "-T", str(seconds), "-f", str(BENCH / "pgbench" / script)]
+    for name, value in variables.items():
+        cmd += ["-D", f"{name}={value}"]
+    for attempt in range(3):
+        deadline = time.monotonic() + 60
+        while free_connections(url) < clients + 2 and time.monotonic() < deadline:
+            time.sleep(1)
+        proc = subprocess.run([*cmd, url], cwd=ROOT, capture_output=True, text=True,
+                              timeout=seconds + 60)
+        out = proc.stdout + proc.stderr
+        if "too many clients" not in out or attempt == 2:
+            break
+        print(f"    pgbench: too many clients on the server (attempt {attempt + 1}); retrying")
+        time.sleep(5)
+
+    def number(pattern: str) -> float | None:
+        m = re.search(pattern, out)
+        return float(m.group(1)) if m else None
+
+    tps = number(r"tps = ([\d.]+)")
+    done = number(r"number of transactions actually processed: (\d+)")
+    if tps is None or done is None:
+        raise BenchError(f"pgbench failed ({proc.returncode}):\n{out}")
+    failed = number(r"number of failed transactions: (\d+)") or 0
+    aborted = len(re.findall(r"client \d+ aborted", out))
+    return PgbenchResult(tps=tps, transactions=int(done), failed=int(failed) + aborted,
+                         latency_ms=number(r"latency average = ([\d.]+) ms") or 0.0,
+                         output=out)

@@ -1,0 +1,86 @@
+"""The results: one markdown table, the issue's targets, and the after-run checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Point:
+    key: str  # scenario key, e.g. "pay_hot" or "list_first@1M"
+    label: str
+    conns: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int  # non-2xx other than expected 409s, plus socket errors
+    conflicts: int  # 409s (expected for payments)
+    pgbench_tps: float
+    pgbench_failed: int = 0
+    split: str = ""  # client connections per worker during the window, e.g. "16/0"
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float:
+        return self.rps / self.pgbench_tps if self.pgbench_tps else 0.0
+
+
+def table(points: list[Point]) -> str:
+    lines = ["| scenario | conns | per worker | API req/s | p50 ms | p99 ms | errors | 409s "
+             "| pgbench tps | API/pgbench |", "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    for p in points:
+        pg = f"{p.pgbench_tps:,.0f}" + (f" ({p.pgbench_failed} failed)" if p.pgbench_failed
+                                        else "") if p.pgbench_tps else "n/a"
+        ratio = f"{p.ratio:.0%}" if p.pgbench_tps else "n/a"
+        lines.append(f"| {p.label} | {p.conns} | {p.split} | {p.rps:,.0f} | {p.p50_ms:.1f} | "
+                     f"{p.p99_ms:.1f} | {p.errors} | {p.conflicts} | {pg} | {ratio} |")
+    return "\n".join(lines)
+
+
+def _find(points: list[Point], key: str) -> list[Point]:
+    return [p for p in points if p.key == key]
+
+
+def targets(points: list[Point], rss_mib: list[float], big: str) -> list[tuple[str, str, bool]]:
+    """(target, what was measured, met) for each of the issue's targets."""
+    out = []
+    for key, what, floor in (("get_invoice", "GET /invoices/{id} ≥ 25% of pgbench reads/s", .25),
+                             ("pay_hot", "hot-invoice payments ≥ 50% of pgbench", .50),
+                             ("pay_spread", "spread payments ≥ 40% of pgbench", .40)):
+        pts = [p for p in _find(points, key) if p.pgbench_tps]
+        if pts:
+            measured = ", ".join(f"{p.ratio:.0%} at {p.conns}" for p in pts)
+            out.append((what, measured, all(p.ratio >= floor for p in pts)))
+    for page in ("first", "deep"):
+        pairs = [(small, large) for small in _find(points, f"list_{page}@10k")
+                 for large in _find(points, f"list_{page}@{big}") if small.conns == large.conns]
+        if pairs:
+            measured = ", ".join(
+                f"{large.p50_ms:.1f}/{small.p50_ms:.1f} ms = {large.p50_ms / small.p50_ms:.2f}× "
+                f"at {small.conns}" for small, large in pairs)
+            out.append((f"list {page} page: p50 at {big} ≤ 1.3× p50 at 10k", measured,
+                        all(large.p50_ms <= 1.3 * small.p50_ms for small, large in pairs)))
+    errors = sum(p.errors for p in points)
+    failed = sum(p.pgbench_failed for p in points)
+    out.append(("zero errors other than expected 409s",
+                f"{errors} API error(s); pgbench: {failed} failed", errors == 0))
+    if rss_mib:
+        out.append(("memory per worker < 150 MB (RSS after the run)",
+                    ", ".join(f"{m:.0f} MiB" for m in rss_mib), max(rss_mib) < 150))
+    return out
+
+
+def targets_table(rows: list[tuple[str, str, bool]]) -> str:
+    lines = ["| target | measured | met |", "|---|---|---|"]
+    lines += [f"| {t} | {m} | {'yes' if ok else '**no**'} |" for t, m, ok in rows]
+    return "\n".join(lines)
+
+
+def document(title: str, intro: str, points: list[Point], rss_mib: list[float], big: str,
+             checks: list[str]) -> str:
+    """The whole results page: intro, the table, the targets, the checks and notes."""
+    notes = [f"{p.label} c={p.conns}: {n}" for p in points for n in p.notes]
+    lines = [f"# {title}", "", intro, "", table(points), "",
+             targets_table(targets(points, rss_mib, big)), "", "Checks after the run:", "",
+             *[f"- {c}" for c in checks + notes]]
+    return "\n".join(lines) + "\n"

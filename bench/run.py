@@ -1,0 +1,339 @@
+"""`make bench` (`make bench QUICK=1`): the API under load next to pgbench doing its SQL.
+
+Starts from scratch every time: a fresh `payapp_bench` database on DATABASE_URL's server (or
+the embedded PostgreSQL), the app as production runs it (uvicorn, 2 workers, APP_ENV=
+production), seeded data, then for each scenario and 16 and 64 connections: wrk against the
+API, then pgbench running the same SQL with as many clients. It prints one markdown table,
+writes it to bench/results/<date>.md (<date>-quick.md with --quick), and checks the ledger:
+`python -m app reconcile` passes and the invoices' sums equal the accepted payments counted
+by wrk and pgbench. See docs/PERFORMANCE.md.
+
+    .venv/bin/python bench/run.py [--quick] [--profile] [--keep-db] [--launcher serve]
+"""
+
+# ruff: noqa: E402  (the project root goes on sys.path before the imports that need it)
+from __future__ import annotations
+
+import argparse
+import platform
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import harness
+import httpx
+import report
+import seed
+from harness import AppServer, BenchError
+
+DB_NAME = "payapp_bench"
+CONNECTIONS = (16, 64)
+ADMIN = ("bench_admin", "bench_admin@example.com")
+WEBHOOK_RATE_CAP = 3000  # signed bodies per second of load prepared for the webhook scenario
+
+
+@dataclass(frozen=True)
+class Config:
+    seconds: int  # measuring window of each point
+    warmup: int  # before the first point of each scenario
+    grace: int  # after the window, for the responses still in flight
+    pg_seconds: int
+    big: int  # invoices in the table for the "big" list scenarios
+    big_label: str
+    profile_seconds: int = 8
+
+
+FULL = Config(seconds=10, warmup=2, grace=2, pg_seconds=10, big=1_000_000, big_label="1M")
+QUICK = Config(seconds=3, warmup=1, grace=1, pg_seconds=2, big=100_000, big_label="100k")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str
+    label: str
+    lua: str
+    pgbench: str
+    wrk_args: Callable[[Run, str, int], list[str]]  # (run, reference tag, seconds)
+    pg_vars: Callable[[Run, str], dict[str, str]]  # (run, reference tag)
+    pays: str = ""  # how its accepted payments are counted: "201" or "fresh" (webhooks)
+
+
+def _webhook_args(run: Run, tag: str, seconds: int) -> list[str]:
+    path = run.workdir / f"webhook-{tag.replace(':', '-')}.txt"
+    seed.write_webhook_bodies(path, WEBHOOK_RATE_CAP * (seconds + run.cfg.grace),
+                              run.webhook_secret, tag)
+    return [str(path)]
+
+
+SPREAD_VARS = {"n_invoices": str(seed.SPREAD)}
+SCENARIOS = [
+    Scenario("get_invoice", "GET /invoices/{id}", "get_invoice.lua", "get_invoice.sql",
+             lambda r, t, s: [str(seed.SPREAD)], lambda r, t: SPREAD_VARS),
+    Scenario("pay_hot", "payment, one hot invoice", "pay.lua", "pay_hot.sql",
+             lambda r, t, s: [str(seed.HOT), str(seed.HOT), seed.PAYMENT, t],
+             lambda r, t: {"ref": t}, pays="201"),
+    Scenario("pay_spread", f"payment, {seed.SPREAD:,} invoices", "pay.lua", "pay_spread.sql",
+             lambda r, t, s: ["1", str(seed.SPREAD), seed.PAYMENT, t],
+             lambda r, t: {"ref": t, **SPREAD_VARS}, pays="201"),
+    Scenario("webhook", "webhook payment success", "webhook.lua", "webhook.sql",
+             _webhook_args, lambda r, t: {"ref": t, **SPREAD_VARS}, pays="fresh"),
+]
+
+
+def list_scenarios(size: str) -> list[Scenario]:
+    return [
+        Scenario(f"list_first@{size}", f"GET /invoices?limit=50, first page, {size}",
+                 "list.lua", "list_first.sql", lambda r, t, s: ["/invoices?limit=50"],
+                 lambda r, t: {}),
+        Scenario(f"list_deep@{size}", f"GET /invoices?limit=50, page at 90%, {size}",
+                 "list.lua", "list_deep.sql",
+                 lambda r, t, s: [f"/invoices?limit=50&cursor={r.cursor.value}"],
+                 lambda r, t: {"cursor_ts": r.cursor.created_at.isoformat(),
+                               "cursor_id": r.cursor.row_id}),
+    ]
+
+
+class Run:
+    def __init__(self, cfg: Config, app: AppServer, token: str, db_url: str, workdir: Path,
+                 webhook_secret: str) -> None:
+        self.cfg, self.app, self.token, self.db_url = cfg, app, token, db_url
+        self.workdir, self.webhook_secret = workdir, webhook_secret
+        self.wrk_path, self.pgbench_path = harness.find_wrk(), harness.find_pgbench()
+        self.points: list[report.Point] = []
+        self.accepted: dict[str, int] = {}  # reference tag -> payments counted as accepted
+        self.cursor: seed.Cursor | None = None
+
+    def wrk(self, scn: Scenario, conns: int, seconds: int, tag: str) -> harness.WrkResult:
+        res = harness.run_wrk(self.wrk_path, scn.lua, self.app.url, conns, seconds,
+                              self.cfg.grace, scn.wrk_args(self, tag, seconds), self.token)
+        if scn.pays:
+            self.accepted[tag] = res.count(201) if scn.pays == "201" else res.fresh
+        return res
+
+    def point(self, scn: Scenario, conns: int, warm_up: bool) -> None:
+        tag = f"{scn.key}:{conns}"
+        if warm_up:
+            self.wrk(scn, conns, self.cfg.warmup, tag + ":warmup")
+        with ThreadPoolExecutor(1) as pool:
+            load = pool.submit(self.wrk, scn, conns, self.cfg.seconds, tag)
+            time.sleep(1.5)
+            split = "/".join(map(str, self.app.connection_split()))
+            res = load.result()
+        try:
+            pg = harness.run_pgbench(self.pgbench_path, scn.pgbench, self.db_url, conns,
+                                     self.cfg.pg_seconds, scn.pg_vars(self, "pgbench:" + tag))
+        except BenchError as exc:  # e.g. the shared server ran out of connections
+            pg = harness.PgbenchResult(0.0, 0, 0, 0.0, str(exc))
+        if scn.pays:
+            self.accepted["pgbench:" + tag] = pg.transactions
+        point = report.Point(scn.key, scn.label, conns, res.rps, res.p50_ms, res.p99_ms,
+                             res.unexpected((409,) if scn.pays else ()), res.count(409),
+                             pg.tps, pg.failed, split)
+        if not pg.tps:
+            point.notes.append("pgbench did not run: " + pg.output.strip().splitlines()[-1])
+        if res.wrapped or res.dup:
+            point.notes.append(f"{res.dup} webhook bodies were sent twice (file ran out)")
+        odd = {c: n for c, n in res.status.items() if not 200 <= c < 300}
+        if odd or res.socket_errors:
+            point.notes.append(f"non-2xx {odd}, socket errors {res.socket_errors}")
+        self.points.append(point)
+        print(f"  {scn.label:<42} c={conns:<3} {split:>5} {point.rps:6,.0f} req/s  "
+              f"p50 {point.p50_ms:6.1f}  p99 {point.p99_ms:7.1f} ms  err {point.errors}  | "
+              f"pgbench {pg.tps:8,.0f} tps  ({point.ratio:.0%}) {'; '.join(point.notes)}",
+              flush=True)
+
+    def keepalive_probe(self) -> str:
+        """GET /health over one keep-alive connection: the HTTP floor, no database."""
+        res = harness.run_wrk(self.wrk_path, "list.lua", self.app.url, 1, 2, 1, ["/health"],
+                              self.token, threads=1)
+        return (f"GET /health over one keep-alive connection (no database): {res.rps:,.0f} "
+                f"req/s, p50 {res.p50_ms:.1f} ms (a p50 near 40 ms would be Nagle's "
+                "algorithm waiting on the client's delayed ACK; see docs/PERFORMANCE.md)")
+
+    def scenario(self, scn: Scenario) -> None:
+        for i, conns in enumerate(CONNECTIONS):
+            self.point(scn, conns, warm_up=i == 0)
+
+    def use_cursor(self, db: seed.Database) -> None:
+        self.cursor = db.deep_cursor(0.9)
+        r = httpx.get(f"{self.app.url}/invoices", params={"limit": 50, "cursor": self.cursor.value},
+                      headers={"Authorization": f"Bearer {self.token}"}, timeout=30)
+        if r.status_code != 200 or len(r.json()["data"]) != 50 or not r.json()["next_cursor"]:
+            raise BenchError(f"the deep cursor does not give a full page: {r.status_code} "
+                             f"{r.text[:300]}")
+
+    def profile(self, scenarios: list[Scenario], out: Path) -> None:
+        import profiling
+
+        py_spy = profiling.ensure_py_spy()
+        pids = self.app.worker_pids()
+        seconds = self.cfg.profile_seconds
+        for scn in scenarios:
+            raws = [self.workdir / f"profile-{scn.key}-{pid}.folded" for pid in pids]
+            with ThreadPoolExecutor(1 + len(pids)) as pool:
+                load = pool.submit(self.wrk, scn, CONNECTIONS[0], seconds + 2,
+                                   f"profile:{scn.key}")
+                time.sleep(1)
+                split = "/".join(map(str, self.app.connection_split()))
+                spies = list(pool.map(lambda a: profiling.record(py_spy, *a, seconds),
+                                      zip(pids, raws, strict=True)))
+                load.result()
+            for spy, raw in zip(spies, raws, strict=True):
+                if spy.returncode != 0 or not raw.exists():
+                    raise BenchError(f"py-spy failed: {spy.stderr[-2000:]}")
+            with out.open("a") as f:
+                f.write(profiling.summarize(
+                    raws, f"{scn.label}, {CONNECTIONS[0]} connections ({split} per worker); "
+                    f"raw stacks: {', '.join(str(r.relative_to(ROOT)) for r in raws)}") + "\n")
+        print(f"profiles: {out}")
+
+
+def check_ledger(db: seed.Database, accepted: dict[str, int]) -> tuple[bool, list[str]]:
+    """The invoices' sums against the payments wrk (201s, fresh webhooks) and pgbench saw."""
+    recovered, ledger = db.ledger()
+    counted = sum(accepted.values())
+    expected = counted * seed.PAYMENT_MINOR
+    by_source = {
+        "API 201s": sum(n for t, n in accepted.items()
+                        if t.startswith(("pay_", "profile:pay"))),
+        "webhook 200s (new events)": sum(n for t, n in accepted.items()
+                                         if t.startswith(("webhook", "profile:webhook"))),
+        "pgbench transactions": sum(n for t, n in accepted.items() if t.startswith("pgbench")),
+    }
+    lines = [f"sum of invoices' amount_recovered: {recovered:,} minor units; accepted payments "
+             f"of {seed.PAYMENT}: {counted:,} ("
+             + ", ".join(f"{k} {v:,}" for k, v in by_source.items())
+             + f") × {seed.PAYMENT_MINOR} = {expected:,}: "
+             + ("equal" if recovered == expected else "**NOT EQUAL**")]
+    ok = recovered == expected
+    for tag in sorted(set(accepted) | set(ledger)):
+        rows = ledger.get(tag, (0, 0))[0]
+        if rows != accepted.get(tag, 0):
+            ok = False
+            lines.append(f"{tag}: counted {accepted.get(tag, 0)}, ledger rows {rows}")
+    return ok, lines
+
+
+def machine() -> str:
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text()
+                .splitlines() if ln.startswith("model name")), platform.processor())
+    return (f"{cpu}, {len(Path('/proc/cpuinfo').read_text().split('processor')) - 1} cores, "
+            f"Python {platform.python_version()}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="~3 s per point, 100k big list")
+    parser.add_argument("--profile", action="store_true",
+                        help="also py-spy the workers during four scenarios")
+    parser.add_argument("--keep-db", action="store_true", help=f"keep {DB_NAME} afterwards")
+    parser.add_argument("--launcher", choices=sorted(harness.LAUNCHERS), default="uvicorn",
+                        help="uvicorn: the production command line (default); serve: "
+                        "python -m app serve --workers 2, as the Docker image runs it")
+    args = parser.parse_args(argv)
+    cfg = QUICK if args.quick else FULL
+    started = time.monotonic()
+    harness.find_wrk()
+    harness.find_pgbench()
+    workdir = ROOT / "bench" / "results" / "run.tmp"  # logs, webhook bodies (git-ignored)
+    shutil.rmtree(workdir, ignore_errors=True)  # the last run's files only
+    workdir.mkdir(parents=True)
+    for warning in harness.sql_drift():
+        print("WARNING:", warning)
+
+    server = harness.server_url()
+    db_url = harness.recreate_database(server, DB_NAME)
+    pg_version = harness.postgres_version(db_url)
+    app_secrets = {"SECRET_KEY": secrets.token_urlsafe(36),
+                   "WEBHOOK_SECRET": secrets.token_urlsafe(36)}
+    env = harness.app_env(db_url, app_secrets)
+    password = secrets.token_urlsafe(18)
+    made = harness.run_cli(env, "create-admin", "--username", ADMIN[0], "--email", ADMIN[1],
+                           "--password", password)
+    if made.returncode != 0:
+        raise BenchError(f"create-admin failed:\n{made.stdout}{made.stderr}")
+    db = seed.Database(db_url)
+    db.seed_base()
+    app = AppServer(env, workdir / "app.log", launcher=args.launcher)
+    notes = [f"database: `{DB_NAME}` on {harness.redacted(server)}; app started with "
+             f"--launcher {args.launcher}"]
+    if args.quick:
+        notes.append(f"quick mode: the big list scenarios have {cfg.big:,} invoices, not "
+                     "1,000,000 (seeding a million takes about a minute)")
+    try:
+        app.wait_ready()
+        run = Run(cfg, app, app.login(ADMIN[0], password), db_url, workdir,
+                  app_secrets["WEBHOOK_SECRET"])
+        print(f"app on {app.url}, workers {app.worker_pids()}; "
+              f"{cfg.seconds} s per point", flush=True)
+        notes.append(run.keepalive_probe())
+        print(notes[-1], flush=True)
+        for scn in SCENARIOS:
+            run.scenario(scn)
+        for size, label in ((10_000, "10k"), (cfg.big, cfg.big_label)):
+            took = db.top_up(size)
+            notes.append(f"seeded to {size:,} invoices (generate_series INSERT + ANALYZE) "
+                         f"in {took:.1f} s")
+            print(notes[-1], flush=True)
+            run.use_cursor(db)
+            for scn in list_scenarios(label):
+                run.scenario(scn)
+        memory = {pid: harness.memory_kib(pid) for pid in app.worker_pids()}
+        if args.profile:
+            prof = ROOT / "bench" / "results" / f"profile-{date.today()}.txt"
+            prof.unlink(missing_ok=True)
+            try:
+                run.profile([SCENARIOS[0], SCENARIOS[2], SCENARIOS[3],
+                             list_scenarios(cfg.big_label)[0]], prof)
+            except (BenchError, OSError, subprocess.SubprocessError) as exc:
+                print(f"WARNING: profiling failed, results kept: {exc}")
+    finally:
+        app.stop()
+
+    reconcile = harness.run_cli(env, "reconcile")
+    ledger_ok, ledger_lines = check_ledger(db, run.accepted)
+    db.close()
+    if not args.keep_db:
+        harness.drop_database(server, DB_NAME)
+    command = " ".join(["bench/run.py", *(argv if argv is not None else sys.argv[1:])])
+    intro = (f"`{command}` on {machine()}; {pg_version}. wrk ({harness.WRK_THREADS} threads) "
+             f"and pgbench (-M prepared, {harness.PGBENCH_THREADS} threads) with as many "
+             f"connections/clients as the conns column; {cfg.seconds} s per API point (after "
+             f"a {cfg.warmup} s warm-up per scenario), {cfg.pg_seconds} s per pgbench point. "
+             f"Run took {(time.monotonic() - started) / 60:.1f} min.")
+    checks = [f"`python -m app reconcile`: exit {reconcile.returncode}, "
+              f"{(reconcile.stdout.strip().splitlines() or ['no output'])[-1]}",
+              *ledger_lines,
+              "memory per worker: " + ", ".join(
+                  f"pid {pid}: RSS {m['VmRSS'] / 1024:.0f} MiB (peak {m['VmHWM'] / 1024:.0f} MiB)"
+                  for pid, m in memory.items()),
+              *notes]
+    title = f"Benchmark {date.today()}{' (quick)' if args.quick else ''}"
+    rss = [m["VmRSS"] / 1024 for m in memory.values()]
+    text = report.document(title, intro, run.points, rss, cfg.big_label, checks)
+    print("\n" + text)
+    suffix = ("-quick" if args.quick else "") + \
+        (f"-{args.launcher}" if args.launcher != "uvicorn" else "")
+    results = ROOT / "bench" / "results" / f"{date.today()}{suffix}.md"
+    results.write_text(text)
+    print(f"written to {results.relative_to(ROOT)}")
+    return 0 if reconcile.returncode == 0 and ledger_ok else 1
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except (BenchError, subprocess.TimeoutExpired) as exc:
+        print(f"bench failed: {exc}", file=sys.stderr)
+        sys.exit(2)
