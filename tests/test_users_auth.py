@@ -276,3 +276,13 @@ def test_openapi_document(api: Api) -> None:
     doc = api.client.get("/openapi.json").json()
     for path in ("/users", "/login", "/logout", "/users/{user_id}", "/health", "/ready"):
         assert path in doc["paths"], path
+
+
+def test_concurrent_signups_for_one_name_make_one_account(api: Api, server) -> None:
+    from tests.test_ledger import burst
+
+    requests = [("POST", "/users", {}, {"username": "racer", "email": f"r{i}@example.com",
+                                        "password": PASSWORD}) for i in range(10)]
+    codes = sorted(r.status_code for r in burst(server.url, requests))
+    assert codes == [201] + [409] * 9, codes
+    assert api.db.scalar("SELECT count(*) FROM users WHERE username = 'racer'") == 1

@@ -57,6 +57,6 @@ FROM invoice i
 JOIN users p ON p.id = i.payer_id
 JOIN users r ON r.id = i.receiver_id
 WHERE i.id = ('00000000-0000-4000-8000-' || lpad(:n::text, 12, '0'))::uuid;
-RELEASE UPDATE webhook_event SET response_status = 200, response_body = repeat('x', 1400)
+UPDATE webhook_event SET response_status = 200, response_body = repeat('x', 1400)
 WHERE id = 'evt_pgbench_' || :client_id::text || '_' || :r::text;
 COMMIT;
