@@ -79,30 +79,23 @@ def redacted(url: str) -> str:
     return urlunparse(parts)
 
 
-def sql_drift() -> list[str]:
-    """Warnings when bench/pgbench/*.sql no longer hold the statements the app runs."""
+def render_pgbench(script: str, workdir: Path) -> Path:
+    """bench/pgbench/<script> with the app's own SQL put in: `{{SELECT_INVOICE}}` is
+    app/services/invoices.py's SELECT_INVOICE and `{{LEDGER_STATEMENT_AFTER_P}}` is
+    app/services/payments.py's _MOVE_MONEY_SQL after its parameter CTE `p` (each script
+    writes `p` with values of its own). So pgbench always runs what the endpoint runs."""
     from app.services import invoices, payments
 
-    def norm(sql: str) -> str:
-        return " ".join(sql.split())
-
-    select = norm(invoices.SELECT_INVOICE)
-    move = getattr(payments, "_MOVE_MONEY_SQL", "")
-    move = norm(move[move.find("), inv AS ("):]) if "), inv AS (" in move else None
-    wanted = {"get_invoice.sql": [select], "list_first.sql": [select],
-              "list_deep.sql": [select], "pay_hot.sql": [move], "pay_spread.sql": [move],
-              "webhook.sql": [select, move]}
-    warnings = []
-    for name, fragments in wanted.items():
-        text = norm((BENCH / "pgbench" / name).read_text())
-        for fragment in fragments:
-            if fragment is None:
-                warnings.append("app/services/payments.py has no _MOVE_MONEY_SQL CTE any "
-                                f"more: bench/pgbench/{name} needs updating")
-            elif fragment not in text:
-                warnings.append(f"bench/pgbench/{name} no longer matches the SQL in app/services "
-                                "(SELECT_INVOICE or _MOVE_MONEY_SQL): update it")
-    return warnings
+    ledger = payments._MOVE_MONEY_SQL
+    text = (BENCH / "pgbench" / script).read_text()
+    text = text.replace("{{SELECT_INVOICE}}", invoices.SELECT_INVOICE.strip())
+    text = text.replace("{{LEDGER_STATEMENT_AFTER_P}}",
+                        ledger[ledger.index("), inv AS ("):].strip())
+    if "{{" in text:
+        raise BenchError(f"bench/pgbench/{script}: unknown placeholder left after rendering")
+    path = workdir / f"pgbench-{script}"
+    path.write_text(text)
+    return path
 
 
 # -- tools -------------------------------------------------------------------------------
@@ -339,11 +332,11 @@ def free_connections(url: str) -> int:
 
 
 def run_pgbench(pgbench: str, script: str, url: str, clients: int, seconds: int,
-                variables: dict[str, str]) -> PgbenchResult:
+                variables: dict[str, str], workdir: Path) -> PgbenchResult:
     """pgbench with `clients` connections; on a shared server it waits (60 s at most) for
     that many free connection slots, and tries again twice on "too many clients"."""
     cmd = [pgbench, "-n", "-M", "prepared", "-c", str(clients), "-j", str(PGBENCH_THREADS),
-           "-T", str(seconds), "-f", str(BENCH / "pgbench" / script)]
+           "-T", str(seconds), "-f", str(render_pgbench(script, workdir))]
     for name, value in variables.items():
         cmd += ["-D", f"{name}={value}"]
     for attempt in range(3):

@@ -131,7 +131,8 @@ class Run:
             res = load.result()
         try:
             pg = harness.run_pgbench(self.pgbench_path, scn.pgbench, self.db_url, conns,
-                                     self.cfg.pg_seconds, scn.pg_vars(self, "pgbench:" + tag))
+                                     self.cfg.pg_seconds, scn.pg_vars(self, "pgbench:" + tag),
+                                     self.workdir)
         except BenchError as exc:  # e.g. the shared server ran out of connections
             pg = harness.PgbenchResult(0.0, 0, 0, 0.0, str(exc))
         if scn.pays:
@@ -249,8 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     workdir = ROOT / "bench" / "results" / "run.tmp"  # logs, webhook bodies (git-ignored)
     shutil.rmtree(workdir, ignore_errors=True)  # the last run's files only
     workdir.mkdir(parents=True)
-    for warning in harness.sql_drift():
-        print("WARNING:", warning)
+    for scn in SCENARIOS:  # fail early on a broken template, before seeding anything
+        harness.render_pgbench(scn.pgbench, workdir)
 
     server = harness.server_url()
     db_url = harness.recreate_database(server, DB_NAME)
