@@ -16,8 +16,7 @@ import httpx
 import pytest
 from jose import jwt
 
-from tests.conftest import PASSWORD, SECRET_KEY, Api
-from tests.test_webhooks import sign
+from tests.support import PASSWORD, SECRET_KEY, Api, sign
 
 PERSONAS = ("anonymous", "expired", "revoked", "deactivated", "user", "payer", "receiver",
             "admin")

@@ -2,42 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from decimal import Decimal
 
 import httpx
 import pytest
 
-from tests.conftest import Account, Api, Server, assert_problem
-
-
-def burst(url: str, requests: list[tuple[str, str, dict, dict]]) -> list[httpx.Response]:
-    """Send every request at once (one connection each) and return the responses in order."""
-
-    async def run() -> list[httpx.Response]:
-        limits = httpx.Limits(max_connections=len(requests))
-        async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as c:
-            return await asyncio.gather(*(
-                c.request(method, path, headers=headers, json=body)
-                for method, path, headers, body in requests))
-
-    return asyncio.run(run())
-
-
-def ledger_sums(api: Api, invoice_id: str) -> tuple[int, int, int]:
-    row = api.db.one(
-        "SELECT i.amount_recovered, i.amount_refunded, "
-        "(SELECT count(*) FROM invoice_transaction t WHERE t.invoice_id = i.id) AS n "
-        "FROM invoice i WHERE id = %s", (invoice_id,))
-    return row["amount_recovered"], row["amount_refunded"], row["n"]
-
-
-def assert_reconciles(api: Api) -> None:
-    result = api.reconcile()
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "0 mismatch" in result.stdout
-
+from tests.support import (
+    Account,
+    Api,
+    Server,
+    assert_problem,
+    assert_reconciles,
+    burst,
+    concurrent_payments,
+    ledger_sums,
+)
 
 # -- the seed flow -----------------------------------------------------------------------
 
@@ -85,40 +65,17 @@ def test_payment_over_due_is_refused_and_names_the_due(api: Api, admin: Account,
 
 # -- concurrency ---------------------------------------------------------------------------
 
-def _concurrent_payments(api: Api, url: str, admin: Account, invoice_id: str) -> None:
-    requests = [("POST", "/invoice-transactions", admin.headers,
-                 {"invoice_id": invoice_id, "amount": 30, "payment_mode": "card"})] * 50
-    responses = burst(url, requests)
-    codes = sorted(r.status_code for r in responses)
-    assert codes.count(201) == 33, codes
-    assert codes.count(409) == 17, codes
-    for r in responses:
-        if r.status_code == 409:
-            assert r.json()["code"] == "amount_exceeds_due"
-    inv = api.client.get(f"/invoices/{invoice_id}", headers=admin.headers).json()
-    assert inv["amount_recovered"] == "990.00" and inv["status"] == "partially_paid"
-    assert ledger_sums(api, invoice_id) == (99000, 0, 33)
-    assert_reconciles(api)
-
-
 def test_50_concurrent_payments_never_overpay(api: Api, server: Server, admin: Account,
                                               alice: Account, bob: Account) -> None:
     inv = api.invoice(admin, alice, bob, amount="1000")
-    _concurrent_payments(api, server.url, admin, inv["id"])
-
-
-@pytest.fixture(scope="module")
-def two_workers(database_url: str, tmp_path_factory: pytest.TempPathFactory):
-    srv = Server(database_url, tmp_path_factory.mktemp("two") / "app.log", workers=2)
-    yield srv
-    srv.stop()
+    concurrent_payments(api, server.url, admin, inv["id"])
 
 
 @pytest.mark.slow
 def test_50_concurrent_payments_across_two_worker_processes(
         api: Api, two_workers: Server, admin: Account, alice: Account, bob: Account) -> None:
     inv = api.invoice(admin, alice, bob, amount="1000")
-    _concurrent_payments(api, two_workers.url, admin, inv["id"])
+    concurrent_payments(api, two_workers.url, admin, inv["id"])
 
 
 def test_concurrent_payments_and_refunds_stay_exact(api: Api, server: Server, admin: Account,

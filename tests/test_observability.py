@@ -7,8 +7,7 @@ import re
 import time
 import uuid
 
-from tests.conftest import Account, Api, Server
-from tests.test_webhooks import deliver
+from tests.support import Account, Api, Server, deliver
 
 
 def metric(text: str, name: str, **labels: str) -> float:

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from app.config import Settings
-from tests.conftest import ROOT, Api, app_env, assert_problem
+from tests.support import ROOT, Api, app_env, assert_problem
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

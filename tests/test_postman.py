@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, WEBHOOK_SECRETS, Account, Api, Server
+from tests.support import ROOT, WEBHOOK_SECRETS, Account, Api, Server
 
 POSTMAN = ROOT / "postman"
 NEWMAN = POSTMAN / "node_modules" / ".bin" / "newman"

@@ -17,8 +17,17 @@ import psycopg2
 import pytest
 
 from app.db import connect_kwargs
-from tests.conftest import Account, Api, Server, assert_problem
-from tests.test_ledger import assert_reconciles, burst, ledger_sums
+from tests.support import (
+    Account,
+    Api,
+    Server,
+    assert_problem,
+    assert_reconciles,
+    burst,
+    ledger_sums,
+)
+
+pytestmark = pytest.mark.faults
 
 FAULT_ENV = {"DB_ACQUIRE_TIMEOUT": "2", "IDEMPOTENCY_LOCK_SECONDS": "2",
              "DB_POOL_SIZE": "5"}

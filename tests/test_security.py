@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import (
+from tests.support import (
     PASSWORD,
     SECRET_KEY,
     WEBHOOK_SECRETS,
@@ -22,9 +22,11 @@ from tests.conftest import (
     Api,
     Server,
     assert_problem,
+    assert_reconciles,
+    deliver,
+    ledger_sums,
+    sign,
 )
-from tests.test_ledger import assert_reconciles, ledger_sums
-from tests.test_webhooks import deliver, sign
 
 INJECTIONS = [
     "' OR '1'='1",

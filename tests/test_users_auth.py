@@ -8,7 +8,7 @@ import uuid
 import pytest
 from jose import jwt
 
-from tests.conftest import PASSWORD, SECRET_KEY, Account, Api, assert_problem
+from tests.support import PASSWORD, SECRET_KEY, Account, Api, assert_problem
 
 
 def signup(api: Api, **over: object):
@@ -279,7 +279,7 @@ def test_openapi_document(api: Api) -> None:
 
 
 def test_concurrent_signups_for_one_name_make_one_account(api: Api, server) -> None:
-    from tests.test_ledger import burst
+    from tests.support import burst
 
     requests = [("POST", "/users", {}, {"username": "racer", "email": f"r{i}@example.com",
                                         "password": PASSWORD}) for i in range(10)]

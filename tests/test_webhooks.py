@@ -10,32 +10,20 @@ import uuid
 
 import httpx
 
-from tests.conftest import ROOT, WEBHOOK_SECRETS, Account, Api, Server, app_env, assert_problem
-from tests.test_ledger import assert_reconciles, ledger_sums
-
-
-def sign(body: bytes, secret: str = WEBHOOK_SECRETS[0], t: int | None = None) -> str:
-    import hashlib
-    import hmac
-
-    t = int(time.time()) if t is None else t
-    mac = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={t},v1={mac}"
-
-
-def deliver(api: Api, path: str, payload: dict | bytes, signature: str | None = "auto",
-            ) -> httpx.Response:
-    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    headers = {"content-type": "application/json"}
-    if signature == "auto":
-        signature = sign(body)
-    if signature is not None:
-        headers["X-Signature"] = signature
-    return api.client.post(f"/webhooks/{path}", content=body, headers=headers)
-
-
-def evt() -> str:
-    return f"evt_{uuid.uuid4().hex}"
+from tests.support import (
+    ROOT,
+    WEBHOOK_SECRETS,
+    Account,
+    Api,
+    Server,
+    app_env,
+    assert_problem,
+    assert_reconciles,
+    deliver,
+    evt,
+    ledger_sums,
+    sign,
+)
 
 
 def test_success_event_records_a_webhook_payment(api: Api, admin: Account, alice: Account,
