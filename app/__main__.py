@@ -35,7 +35,7 @@ def _create_admin(url: str, username: str, email: str, password: str) -> str:
     database = sync_database(url)
     with database.connection_context():
         taken = database.execute_sql(
-            "SELECT 1 FROM users WHERE lower(username) = lower(%s) OR lower(email) = lower(%s)",
+            "SELECT 1 FROM users WHERE lower(username) = lower(%s) OR email = %s",
             (data.username, data.email)).fetchone()
         if taken:
             raise SystemExit(f"a user with username {data.username!r} or email {data.email!r} "

@@ -203,6 +203,7 @@ def migrate(url: str) -> list[str]:
         database.execute_sql("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_ID,))
         try:
             applied = Runner(database, directory=str(MIGRATIONS_DIR)).up()
+            sync_currencies(database)
         finally:
             database.execute_sql("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_ID,))
     finally:
@@ -210,6 +211,25 @@ def migrate(url: str) -> list[str]:
     for name in applied:
         log.info("migration applied", extra={"migration": name})
     return applied
+
+
+def sync_currencies(database: peewee.Database) -> None:
+    """Add the currencies the app knows (app/money.py) that the `currency` table lacks.
+
+    A code's exponent is never changed here: stored amounts are minor units of it. If the
+    ISO list ever changes one, that needs a migration that rescales the invoices in it."""
+    from app.money import CURRENCY_EXPONENTS
+
+    if not database.table_exists("currency"):
+        return  # before migration 0002
+    stored = dict(database.execute_sql("SELECT code, exponent FROM currency").fetchall())
+    for code, exponent in CURRENCY_EXPONENTS.items():
+        if code not in stored:
+            database.execute_sql("INSERT INTO currency (code, exponent) VALUES (%s, %s) "
+                                 "ON CONFLICT (code) DO NOTHING", (code, exponent))
+        elif stored[code] != exponent:
+            log.warning("currency exponent differs from ISO 4217; kept",
+                        extra={"currency": code, "stored": stored[code], "iso": exponent})
 
 
 async def close_database() -> None:

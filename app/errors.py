@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 log = logging.getLogger("app.errors")
 
@@ -186,6 +187,19 @@ def _database_problem(request: Request, exc: Exception) -> JSONResponse | None:
     return None
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method of every route on this path (routing stops at the first one it finds,
+    so its 405 would name only that route's methods)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError) -> JSONResponse:
@@ -206,7 +220,11 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no route for {request.method} {request.url.path}"
-        return problem(exc.status_code, code, detail, headers=getattr(exc, "headers", None))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(request)
+            detail = f"{request.url.path} accepts {headers['Allow']}"
+        return problem(exc.status_code, code, detail, headers=headers)
 
     async def _database(request: Request, exc: Exception) -> JSONResponse:
         response = _database_problem(request, exc)

@@ -1,8 +1,9 @@
 """Plain ASGI middleware (no BaseHTTPMiddleware: peewee's async connections follow the task).
 
 One pass per request: a request id in and out, trailing-slash paths routed like their
-no-slash twins, a cap on body size, security headers, one JSON access-log line, and the
-request's database connection handed back to the pool when the response is done.
+no-slash twins, HEAD answered as GET without the body, a cap on body size, security
+headers, one JSON access-log line, and the request's database connection handed back to
+the pool when the response is done.
 """
 
 from __future__ import annotations
@@ -50,10 +51,13 @@ class RequestContextMiddleware:
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
 
+        method = scope["method"]
         path = scope["path"]
         if len(path) > 1 and path.endswith("/"):
             scope = dict(scope, path=path.rstrip("/") or "/",
                          raw_path=(scope.get("raw_path") or b"").rstrip(b"/") or b"/")
+        if method == "HEAD":  # every GET route answers HEAD (RFC 9110); routes know GET only
+            scope = dict(scope, method="GET")
 
         status_holder: dict[str, Any] = {"status": 500}
 
@@ -68,6 +72,8 @@ class RequestContextMiddleware:
                 if not any(k.lower() == b"cache-control" for k, _ in out):
                     out.append((b"cache-control", b"no-store"))
                 message = dict(message, headers=out)
+            elif method == "HEAD" and message["type"] == "http.response.body":
+                message = dict(message, body=b"")
             await send(message)
 
         try:
@@ -90,13 +96,12 @@ class RequestContextMiddleware:
             duration_ms = round(elapsed * 1000, 2)
             route = scope.get("route")
             route_path = getattr(route, "path", None) or "unmatched"
-            metrics.record_request(scope["method"], route_path, status_holder["status"],
-                                   elapsed)
+            metrics.record_request(method, route_path, status_holder["status"], elapsed)
             access_log.info(
                 "request",
                 extra={
                     "request_id": request_id,
-                    "method": scope["method"],
+                    "method": method,
                     "path": scope["path"],
                     "route": route_path,
                     "status": status_holder["status"],

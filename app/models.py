@@ -44,6 +44,8 @@ class User(BaseModel):
     password_hash = TextField()
     role = TextField(default="user")
     is_active = BooleanField(default=True)
+    # Moves on when earlier tokens must stop working (app/security.py, TokenClaims).
+    token_version = IntegerField(default=0)
     created_at = TimestampField(default=utcnow)
     updated_at = TimestampField(default=utcnow)
 

@@ -9,29 +9,21 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
-# Minor-unit exponents (ISO 4217). Codes not listed under 0/3/4 use 2.
-_EXPONENT_0 = "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF"
-_EXPONENT_3 = "BHD IQD JOD KWD LYD OMR TND"
-_EXPONENT_4 = "CLF UYW"
-_EXPONENT_2 = (
-    "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BMD BND BOB BRL BSD BTN BWP "
-    "BYN BZD CAD CDF CHF CNY COP CRC CUP CVE CZK DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP "
-    "GEL GHS GIP GMD GTQ GYD HKD HNL HTG HUF IDR ILS INR IRR JMD KES KGS KHR KPW KYD KZT "
-    "LAK LBP LKR LRD LSL MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN "
-    "NIO NOK NPR NZD PAB PEN PGK PHP PKR PLN QAR RON RSD RUB SAR SBD SCR SDG SEK SGD SHP "
-    "SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TOP TRY TTD TWD TZS UAH USD UYU UZS VES "
-    "WST XCD YER ZAR ZMW ZWG"
-)
-CURRENCY_EXPONENTS: dict[str, int] = {
-    **{c: 0 for c in _EXPONENT_0.split()},
-    **{c: 2 for c in _EXPONENT_2.split()},
-    **{c: 3 for c in _EXPONENT_3.split()},
-    **{c: 4 for c in _EXPONENT_4.split()},
-}
+import iso4217
+
+# The current ISO 4217 list, from the maintained `iso4217` package (codes whose minor unit
+# is "N.A.", such as XAU or XXX, are not money). New invoices take only these.
+ISO_4217: dict[str, int] = {c.code: c.exponent for c in iso4217.Currency
+                            if c.exponent is not None}
+# Codes this app once accepted that ISO 4217 has since withdrawn: invoices in them stay
+# readable and payable (ANG became XCG in 2025, BGN became EUR in 2026).
+RETIRED: dict[str, int] = {"ANG": 2, "BGN": 2}
+CURRENCY_EXPONENTS: dict[str, int] = {**RETIRED, **ISO_4217}
 # Exclusive upper bound on any amount, in minor units (API.md, "Conventions").
 MAX_MINOR_UNITS = 10**15
 
-_DECIMAL_STRING = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+# ASCII digits only: Python's \d (and Decimal) would also take "١٢" or "１２".
+_DECIMAL_STRING = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$")
 
 
 class AmountError(ValueError):
@@ -43,9 +35,10 @@ def exponent(currency: str) -> int:
 
 
 def normalize_currency(value: object) -> str:
-    if not isinstance(value, str) or value.strip().upper() not in CURRENCY_EXPONENTS:
+    code = value.strip().upper() if isinstance(value, str) and value.isascii() else None
+    if code not in ISO_4217:
         raise ValueError("currency must be an ISO 4217 code such as INR, USD, EUR or JPY")
-    return value.strip().upper()
+    return code
 
 
 def parse_amount(value: object) -> Decimal:
@@ -60,8 +53,8 @@ def parse_amount(value: object) -> Decimal:
         # Only reachable from non-JSON callers; repr keeps the digits the sender wrote.
         amount = Decimal(repr(value))
     elif isinstance(value, str):
-        text = value.strip()
-        if not _DECIMAL_STRING.match(text):
+        text = value
+        if not _DECIMAL_STRING.fullmatch(text):
             raise AmountError("amount must be a decimal number such as 500 or \"500.50\"")
         try:
             amount = Decimal(text)
@@ -99,6 +92,16 @@ def to_minor(amount: Decimal, currency: str) -> int:
     if minor <= 0:
         raise AmountError("amount must be greater than 0")
     return minor
+
+
+def has_at_most_decimals(amount: Decimal, places: int) -> bool:
+    try:
+        return amount == amount.quantize(Decimal(1).scaleb(-places))
+    except InvalidOperation:
+        return False
+
+
+MAX_EXPONENT = max(CURRENCY_EXPONENTS.values())
 
 
 def format_minor(minor: int, currency: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 from app.errors import Unprocessable
 
@@ -24,8 +24,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         when = datetime.fromisoformat(created)
         if when.tzinfo is None:
             raise ValueError("naive timestamp")
-        return when, uuid.UUID(row_id)
-    except (ValueError, UnicodeDecodeError) as exc:
+        return when.astimezone(UTC), uuid.UUID(row_id)
+    except (ValueError, OverflowError) as exc:
         raise Unprocessable(
             "cursor is not one this API issued; pass next_cursor from the previous page",
             code="invalid_cursor",

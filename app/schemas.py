@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    StringConstraints,
     WithJsonSchema,
     model_validator,
 )
@@ -27,15 +28,26 @@ T = TypeVar("T")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
+def normalize_email(value: str) -> str:
+    """The one form an email is stored in and looked up by."""
+    return value.strip().lower()
+
+
 def _email(value: str) -> str:
-    value = value.strip().lower()
-    if len(value) > 254 or not _EMAIL.match(value):
+    value = normalize_email(value)
+    if len(value) > 254 or not _EMAIL.fullmatch(value):
         raise ValueError("email must look like name@example.com")
     return value
 
 
 def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    """Aware and in UTC (a time without an offset is taken as UTC)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is in year 0 in UTC
+        raise ValueError("the time in UTC must fall within the years 1 to 9999") from None
 
 
 def _iso_z(value: datetime) -> str:
@@ -51,12 +63,15 @@ Username = Annotated[
 ]
 Email = Annotated[str, Field(max_length=254, examples=["alice@example.com"]),
                   AfterValidator(_email)]
-Password = Annotated[str, Field(min_length=8, max_length=128, examples=["correct-horse-42"])]
+# Taken exactly as sent: never trimmed, its length counted as sent (spaces included).
+Password = Annotated[str, StringConstraints(strip_whitespace=False, min_length=8,
+                                            max_length=128),
+                     Field(examples=["correct-horse-42"])]
 Amount = Annotated[
     Decimal,
     BeforeValidator(parse_amount),
     WithJsonSchema({
-        "anyOf": [{"type": "string", "pattern": r"^[+-]?(\d+(\.\d*)?|\.\d+)$"},
+        "anyOf": [{"type": "string", "pattern": r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$"},
                   {"type": "number"}],
         "description": "a positive amount with at most the currency's decimals, "
                        "as a JSON number or a string",

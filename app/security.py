@@ -71,9 +71,12 @@ class TokenClaims:
     user_id: uuid.UUID
     jti: str
     expires_at: datetime
+    # The user's token_version when the token was issued; it must still be current.
+    version: int = 0
 
 
-def create_access_token(user_id: uuid.UUID, settings: Settings | None = None) -> tuple[str, int]:
+def create_access_token(user_id: uuid.UUID, version: int,
+                        settings: Settings | None = None) -> tuple[str, int]:
     s = settings or get_settings()
     now = datetime.now(UTC)
     expires_in = s.access_token_expire_minutes * 60
@@ -82,6 +85,7 @@ def create_access_token(user_id: uuid.UUID, settings: Settings | None = None) ->
         "iat": int(now.timestamp()),
         "exp": int((now + timedelta(seconds=expires_in)).timestamp()),
         "jti": uuid.uuid4().hex,
+        "ver": version,
     }
     return jwt.encode(claims, s.resolved_secret_key(), algorithm=ALGORITHM), expires_in
 
@@ -109,10 +113,14 @@ def _verified_claims(token: str, key: str) -> TokenClaims | None:
             options={"require_exp": True, "require_iat": True, "require_sub": True,
                      "require_jti": True, "verify_exp": False},
         )
+        version = claims.get("ver", 0)
+        if not isinstance(version, int) or isinstance(version, bool):
+            return None
         return TokenClaims(
             user_id=uuid.UUID(str(claims["sub"])),
             jti=str(claims["jti"]),
             expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
+            version=version,
         )
     except (JWTError, ValueError, TypeError, KeyError, OverflowError):
         return None

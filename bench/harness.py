@@ -80,17 +80,21 @@ def redacted(url: str) -> str:
 
 
 def render_pgbench(script: str, workdir: Path) -> Path:
-    """bench/pgbench/<script> with the app's own SQL put in: `{{SELECT_INVOICE}}` is
-    app/services/invoices.py's SELECT_INVOICE and `{{LEDGER_STATEMENT_AFTER_P}}` is
-    app/services/payments.py's _MOVE_MONEY_SQL after its parameter CTE `p` (each script
-    writes `p` with values of its own). So pgbench always runs what the endpoint runs."""
+    """bench/pgbench/<script> with the app's own SQL put in, so pgbench always runs what the
+    endpoint runs: `{{SELECT_INVOICE}}` is app/services/invoices.py's SELECT_INVOICE, and a
+    block `{{MOVE_MONEY_SQL ... }}` is app/services/payments.py's MOVE_MONEY_SQL with each
+    parameter `$n` replaced by the expression the block's line `$n = <expression>` gives."""
     from app.services import invoices, payments
 
-    ledger = payments._MOVE_MONEY_SQL
     text = (BENCH / "pgbench" / script).read_text()
     text = text.replace("{{SELECT_INVOICE}}", invoices.SELECT_INVOICE.strip())
-    text = text.replace("{{LEDGER_STATEMENT_AFTER_P}}",
-                        ledger[ledger.index("), inv AS ("):].strip())
+
+    def ledger(block: re.Match) -> str:
+        values = dict(re.findall(r"^\s*\$(\d+)\s*=\s*(.+?)\s*$", block.group(1), re.M))
+        return re.sub(r"\$(\d+)\b", lambda m: f"({values[m.group(1)]})",
+                      payments.MOVE_MONEY_SQL.strip())
+
+    text = re.sub(r"\{\{MOVE_MONEY_SQL\n(.*?)\}\}", ledger, text, flags=re.S)
     if "{{" in text:
         raise BenchError(f"bench/pgbench/{script}: unknown placeholder left after rendering")
     path = workdir / f"pgbench-{script}"

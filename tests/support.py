@@ -119,7 +119,7 @@ class Server:
             status = _STATUS.search(line)
             if _TRACEBACK in line or _LEVEL.search(line) or \
                     (status and int(status.group(1)) >= 500):
-                found.append(line[:2000])
+                found.append(line[:600])
         return found
 
     def stop(self) -> None:

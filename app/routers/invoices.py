@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import Query, Response
@@ -18,7 +17,7 @@ from app.routers.common import (
     outcome_response,
     problems,
 )
-from app.schemas import InvoiceCreate, InvoiceOut, InvoiceStatus, InvoiceUpdate, Page
+from app.schemas import InTimestamp, InvoiceCreate, InvoiceOut, InvoiceStatus, InvoiceUpdate, Page
 from app.services import idempotency
 from app.services import invoices as invoices_service
 
@@ -46,8 +45,8 @@ async def list_invoices(
     status: Annotated[InvoiceStatus | None, Query()] = None,
     payer_id: Annotated[uuid.UUID | None, Query()] = None,
     receiver_id: Annotated[uuid.UUID | None, Query()] = None,
-    created_after: Annotated[datetime | None, Query()] = None,
-    created_before: Annotated[datetime | None, Query()] = None,
+    created_after: Annotated[InTimestamp | None, Query()] = None,
+    created_before: Annotated[InTimestamp | None, Query()] = None,
 ) -> Response:
     return json_of(await invoices_service.list_invoices(
         limit=limit, cursor=cursor, status=status, payer_id=payer_id, receiver_id=receiver_id,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -88,7 +88,7 @@ async def load_invoice(invoice_id: uuid.UUID) -> InvoiceOut:
     return invoice_out(row)
 
 
-def _amount_minor(amount: Decimal, currency: str) -> int:
+def amount_minor(amount: Decimal, currency: str) -> int:
     try:
         return to_minor(amount, currency)
     except AmountError as exc:
@@ -129,7 +129,7 @@ async def _check_parties(payer_id: uuid.UUID, receiver_id: uuid.UUID) -> None:
 
 async def create_invoice(*, data: InvoiceCreate) -> InvoiceOut:
     currency = data.currency or get_settings().default_currency
-    amount = _amount_minor(data.amount, currency)
+    amount = amount_minor(data.amount, currency)
     read_only = data.read_only_values()
     if read_only:
         zero = format_minor(0, currency)
@@ -165,10 +165,10 @@ async def list_invoices(
             params.append(value)
     if created_after is not None:
         where.append("i.created_at > %s")
-        params.append(_aware(created_after))
+        params.append(created_after)
     if created_before is not None:
         where.append("i.created_at < %s")
-        params.append(_aware(created_before))
+        params.append(created_before)
     if cursor:
         where.append("(i.created_at, i.id) < (%s, %s)")
         params.extend(decode_cursor(cursor))
@@ -180,10 +180,6 @@ async def list_invoices(
     return Page[InvoiceOut](
         data=[invoice_out(r) for r in rows],
         next_cursor=encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None)
-
-
-def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 async def update_invoice(*, invoice_id: uuid.UUID, data: InvoiceUpdate) -> InvoiceOut:
@@ -239,7 +235,7 @@ def _changed_columns(current: InvoiceOut, changes: dict[str, Any]) -> dict[str, 
         values["currency"] = currency
     if "amount" in changes or "currency" in values:
         amount = changes.get("amount") or Decimal(current.amount)
-        new_amount = _amount_minor(amount, currency)
+        new_amount = amount_minor(amount, currency)
         if new_amount < recovered:
             raise AmountBelowPaid(
                 f"amount {format_minor(new_amount, currency)} is below the "
@@ -264,14 +260,19 @@ async def delete_invoice(*, invoice_id: uuid.UUID) -> None:
 
 
 async def _delete_locked(invoice_id: uuid.UUID) -> None:
-    row = (await db.aexecute_sql(
-        "SELECT EXISTS (SELECT 1 FROM invoice_transaction WHERE invoice_id = i.id) "
-        "FROM invoice i WHERE i.id = %s FOR UPDATE", (invoice_id,))).fetchone()
-    if row is None:
+    locked = (await db.aexecute_sql(
+        "SELECT 1 FROM invoice WHERE id = %s FOR UPDATE", (invoice_id,))).fetchone()
+    if locked is None:
         raise InvoiceNotFound(f"no invoice with id {invoice_id}")
-    if row[0]:
+    # A separate statement, so a new snapshot: it sees every ledger row committed before the
+    # lock was granted, and no new one can be added while it is held (each writer updates
+    # the invoice row first, and the foreign key check takes a lock on it). A subquery in
+    # the locking statement itself would still see the old snapshot, and the delete would
+    # then fail on the foreign key.
+    deleted = (await db.aexecute_sql(
+        "DELETE FROM invoice WHERE id = %s AND NOT EXISTS "
+        "(SELECT 1 FROM invoice_transaction WHERE invoice_id = %s) RETURNING id",
+        (invoice_id, invoice_id))).fetchone()
+    if deleted is None:
         raise InvoiceHasTransactions(
             "this invoice has transactions and is part of the ledger; it cannot be deleted")
-    await db.aexecute_sql("DELETE FROM invoice WHERE id = %s", (invoice_id,))
-
-

@@ -1,16 +1,35 @@
 """The ledger: payments, refunds and failed attempts, exact under any concurrency.
 
-A payment or refund is one SQL statement: it locks the invoice row, checks the rule,
-inserts the immutable transaction row and adds it to the invoice's sums. PostgreSQL holds
-the row lock only while that statement and its commit run, with no round trip to Python
-in between, so concurrent payments on one invoice queue in the database and each sees the
-sums the previous one left. The CHECK constraints of migrations/0001 back the rule up.
+A payment or refund is one SQL statement: an UPDATE of the invoice row that checks the rule
+in its own WHERE clause and adds the amount, and an INSERT of the immutable ledger row fed
+by that UPDATE's RETURNING. Outside a transaction it commits by itself, so the row lock
+lasts exactly as long as the database work, with no round trip to Python in between.
+
+Why this shape is right under READ COMMITTED: when the UPDATE finds the row locked by
+another payment, it waits, and once that one commits PostgreSQL re-reads the newest version
+of the row and evaluates the WHERE clause and the SET expressions again on it (the
+EvalPlanQual re-check). The rule and the new sums are therefore always computed from the
+same, newest row version, and the INSERT only sees the rows the UPDATE really changed.
+
+The earlier shape locked the row in a `SELECT ... FOR UPDATE` CTE, checked the rule on what
+that returned, and updated in a second CTE. The lock and the check saw the newest version,
+but the second CTE's UPDATE could start from the older version of the statement's
+snapshot: its sums were then one payment behind, and the CHECK constraint refused a valid
+refund (SQLSTATE 23514). tests/test_races.py fires those races.
+
+The amount goes to the database as an exact decimal and is turned into minor units by
+`to_minor_units(amount, i.currency)` (migrations/0002), with the currency of the very row
+version being updated: a currency changed a moment earlier can never scale an amount.
+
+When the statement changes nothing, a second statement reads the invoice as it is now and
+says why (no such invoice, too many decimals for its currency, more than is due or
+refundable). If that fresh state would accept the movement after all, the invoice changed
+in between, and the statement runs again.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -20,10 +39,10 @@ from app import metrics
 from app.db import db, with_retries
 from app.errors import AmountExceedsDue, AmountExceedsRefundable, Conflict, NotFound
 from app.models import utcnow
-from app.money import format_minor
+from app.money import MAX_EXPONENT, format_minor, has_at_most_decimals
 from app.pagination import decode_cursor, encode_cursor
 from app.schemas import Page, TransactionOut
-from app.services.invoices import InvoiceNotFound, _amount_minor
+from app.services.invoices import InvoiceNotFound, amount_minor
 
 Kind = Literal["payment", "refund"]
 Source = Literal["api", "webhook"]
@@ -37,56 +56,48 @@ class InvoiceChanged(Conflict):
     code = "invoice_changed"
 
 
-# Parameters: invoice id, currency, amount, kind, then the new row's columns.
-_MOVE_MONEY_SQL = """
-WITH p AS (
-    SELECT %s::uuid AS invoice_id, %s::text AS currency, %s::bigint AS amount,
-           %s::text AS kind, %s::uuid AS id, %s::text AS payment_mode,
-           %s::timestamptz AS payment_date, %s::text AS reference, %s::text AS source,
-           %s::text AS event_id, %s::timestamptz AS created_at
-), inv AS (
-    SELECT i.id, i.amount, i.amount_recovered, i.amount_refunded, i.currency
-    FROM invoice i, p WHERE i.id = p.invoice_id
-    FOR UPDATE OF i
-), ok AS (
-    SELECT inv.id FROM inv, p
-    WHERE inv.currency = p.currency
-      AND CASE WHEN p.kind = 'payment' THEN p.amount <= inv.amount - inv.amount_recovered
-               ELSE p.amount <= inv.amount_recovered - inv.amount_refunded END
-), ins AS (
-    INSERT INTO invoice_transaction (id, invoice_id, kind, status, amount, currency,
-        payment_mode, payment_date, reference, source, event_id, created_at)
-    SELECT p.id, ok.id, p.kind, 'succeeded', p.amount, p.currency, p.payment_mode,
-           p.payment_date, p.reference, p.source, p.event_id, p.created_at
-    FROM ok, p
-    RETURNING invoice_id
-), upd AS (
+MOVE_MONEY_SQL = """
+WITH moved AS (
     UPDATE invoice i SET
-        amount_recovered = i.amount_recovered
-            + CASE WHEN p.kind = 'payment' THEN p.amount ELSE 0 END,
-        amount_refunded = i.amount_refunded
-            + CASE WHEN p.kind = 'refund' THEN p.amount ELSE 0 END,
-        last_attempt_failed = CASE WHEN p.kind = 'payment' THEN false
-                                   ELSE i.last_attempt_failed END,
-        updated_at = p.created_at
-    FROM ins, p WHERE i.id = ins.invoice_id
-    RETURNING i.id
-)
-SELECT inv.amount, inv.amount_recovered, inv.amount_refunded, inv.currency,
-       EXISTS (SELECT 1 FROM upd) AS applied
-FROM inv
-"""
-
-_FAILED_ATTEMPT_SQL = """
-WITH inv AS (
-    UPDATE invoice SET last_attempt_failed = true, updated_at = %s
-    WHERE id = %s RETURNING id, currency
+        amount_recovered = i.amount_recovered + CASE WHEN $4 = 'payment'
+            THEN to_minor_units($3, i.currency) ELSE 0 END,
+        amount_refunded = i.amount_refunded + CASE WHEN $4 = 'refund'
+            THEN to_minor_units($3, i.currency) ELSE 0 END,
+        last_attempt_failed = i.last_attempt_failed AND $4 <> 'payment',
+        updated_at = $10
+    WHERE i.id = $1
+      AND to_minor_units($3, i.currency) <= CASE WHEN $4 = 'payment'
+          THEN i.amount - i.amount_recovered ELSE i.amount_recovered - i.amount_refunded END
+    RETURNING i.id, i.currency, to_minor_units($3, i.currency) AS amount
 )
 INSERT INTO invoice_transaction (id, invoice_id, kind, status, amount, currency,
     payment_mode, payment_date, reference, source, event_id, created_at)
-SELECT %s, inv.id, 'payment', 'failed', %s, inv.currency, %s, %s, %s, %s, %s, %s FROM inv
-RETURNING currency
+SELECT $2, moved.id, $4, 'succeeded', moved.amount, moved.currency, $5, $6, $7, $8, $9, $10
+FROM moved
+RETURNING amount, currency
 """
+
+FAILED_ATTEMPT_SQL = """
+WITH attempt AS (
+    UPDATE invoice i SET last_attempt_failed = true, updated_at = $7
+    WHERE i.id = $1 AND ($3::numeric IS NULL OR to_minor_units($3, i.currency) IS NOT NULL)
+    RETURNING i.id, i.currency, COALESCE(to_minor_units($3, i.currency), 0) AS amount
+)
+INSERT INTO invoice_transaction (id, invoice_id, kind, status, amount, currency,
+    payment_mode, payment_date, reference, source, event_id, created_at)
+SELECT $2, attempt.id, 'payment', 'failed', attempt.amount, attempt.currency, $4, $7, $5,
+       'webhook', $6, $7
+FROM attempt
+RETURNING amount, currency
+"""
+
+_CURRENT_SUMS_SQL = """
+SELECT amount, amount_recovered, amount_refunded, currency FROM invoice WHERE id = $1
+"""
+
+# A refusal that the invoice's fresh state does not explain means it changed in between;
+# after this many statements in a row, the client is told to retry.
+_ATTEMPTS = 4
 
 _SELECT_TRANSACTION = """
 SELECT id, invoice_id, kind, status, amount, currency, payment_mode, payment_date,
@@ -118,78 +129,30 @@ def transaction_out(row: dict | object) -> TransactionOut:
         created_at=get("created_at"))
 
 
-# invoice id -> currency. A currency changes only while no money has moved, and the
-# ledger statement re-checks it under the row lock, so a stale entry costs one retry, never
-# a wrong amount. Saves a round trip on every payment to an invoice this worker has seen.
-_currencies: OrderedDict[uuid.UUID, str] = OrderedDict()
-_CURRENCY_CACHE_SIZE = 50_000
-
-
-async def _invoice_currency(invoice_id: uuid.UUID, *, fresh: bool = False) -> str:
-    if not fresh and invoice_id in _currencies:
-        _currencies.move_to_end(invoice_id)
-        return _currencies[invoice_id]
-    row = (await db.aexecute_sql(
-        "SELECT currency FROM invoice WHERE id = %s", (invoice_id,))).fetchone()
-    if row is None:
-        _currencies.pop(invoice_id, None)
-        raise InvoiceNotFound(f"no invoice with id {invoice_id}")
-    _currencies[invoice_id] = row[0]
-    if len(_currencies) > _CURRENCY_CACHE_SIZE:
-        _currencies.popitem(last=False)
-    return row[0]
-
-
 async def move_money(*, movement: Movement) -> TransactionOut:
     """Record a succeeded payment or a refund, or refuse it and record nothing."""
-    try:
-        return await _move_money(movement, await _invoice_currency(movement.invoice_id))
-    except InvoiceChanged:
-        # Our cached currency was stale: read it again and try once more.
-        fresh = await _invoice_currency(movement.invoice_id, fresh=True)
-        return await _move_money(movement, fresh)
-
-
-async def _move_money(movement: Movement, currency: str) -> TransactionOut:
-    amount = _amount_minor(movement.amount, currency)
     now = utcnow()
     row = {
         "id": uuid.uuid4(), "invoice_id": movement.invoice_id, "kind": movement.kind,
-        "status": "succeeded", "amount": amount, "currency": currency,
-        "payment_mode": movement.payment_mode, "payment_date": movement.payment_date or now,
-        "reference": movement.reference, "source": movement.source,
-        "event_id": movement.event_id, "created_at": now,
+        "status": "succeeded", "payment_mode": movement.payment_mode,
+        "payment_date": movement.payment_date or now, "reference": movement.reference,
+        "source": movement.source, "event_id": movement.event_id, "created_at": now,
     }
-    # One statement: outside a transaction it commits by itself, so the invoice's row
-    # lock lasts exactly as long as the database work.
-    params = (movement.invoice_id, currency, amount, movement.kind, row["id"],
+    params = (movement.invoice_id, row["id"], movement.amount, movement.kind,
               row["payment_mode"], row["payment_date"], row["reference"], row["source"],
               row["event_id"], now)
-    result = (await with_retries(lambda: db.aexecute_sql(_MOVE_MONEY_SQL, params),
-                                 atomic=False)).fetchone()
-    if result is None:
-        _currencies.pop(movement.invoice_id, None)
-        raise InvoiceNotFound(f"no invoice with id {movement.invoice_id}")
-    if not result["applied"]:
-        _refuse(movement, amount, currency, result)
-    metrics.record_movement(movement.kind, currency, movement.source, amount)
-    return transaction_out(row)
-
-
-def _refuse(movement: Movement, amount: int, expected_currency: str, inv: object) -> None:
-    get = inv.__getitem__
-    currency = get("currency")
-    if currency != expected_currency:
-        raise InvoiceChanged("the invoice's currency changed meanwhile; retry the request")
-    if movement.kind == "payment":
-        due = get("amount") - get("amount_recovered")
-        raise AmountExceedsDue(
-            f"payment of {format_minor(amount, currency)} exceeds the amount due "
-            f"{format_minor(due, currency)}")
-    refundable = get("amount_recovered") - get("amount_refunded")
-    raise AmountExceedsRefundable(
-        f"refund of {format_minor(amount, currency)} exceeds the refundable amount "
-        f"{format_minor(refundable, currency)}")
+    for _ in range(_ATTEMPTS):
+        # More decimals than any currency has: no statement can accept it (and PostgreSQL's
+        # numeric need not be asked to hold an absurd exponent).
+        if has_at_most_decimals(movement.amount, MAX_EXPONENT):
+            moved = await _one_statement(MOVE_MONEY_SQL, params)
+            if moved is not None:
+                row.update(amount=moved["amount"], currency=moved["currency"])
+                metrics.record_movement(movement.kind, row["currency"], movement.source,
+                                        row["amount"])
+                return transaction_out(row)
+        await _explain_refusal(movement.invoice_id, movement.amount, movement.kind)
+    raise InvoiceChanged("the invoice kept changing while this was being recorded; retry")
 
 
 async def record_failed_attempt(
@@ -197,23 +160,54 @@ async def record_failed_attempt(
     reference: str | None, event_id: str | None,
 ) -> TransactionOut:
     """A payment attempt the provider reports as failed: recorded, no money moves."""
-    currency = await _invoice_currency(invoice_id)
-    minor = _amount_minor(amount, currency) if amount is not None else 0
     now = utcnow()
     row = {
         "id": uuid.uuid4(), "invoice_id": invoice_id, "kind": "payment", "status": "failed",
-        "amount": minor, "currency": currency, "payment_mode": payment_mode,
-        "payment_date": now, "reference": reference, "source": "webhook",
-        "event_id": event_id, "created_at": now,
+        "payment_mode": payment_mode, "payment_date": now, "reference": reference,
+        "source": "webhook", "event_id": event_id, "created_at": now,
     }
-    params = (now, invoice_id, row["id"], minor, payment_mode, now, reference, "webhook",
-              event_id, now)
-    result = (await with_retries(lambda: db.aexecute_sql(_FAILED_ATTEMPT_SQL, params),
-                                 atomic=False)).fetchone()
-    if result is None:
+    params = (invoice_id, row["id"], amount, payment_mode, reference, event_id, now)
+    for _ in range(_ATTEMPTS):
+        if amount is None or has_at_most_decimals(amount, MAX_EXPONENT):
+            recorded = await _one_statement(FAILED_ATTEMPT_SQL, params)
+            if recorded is not None:
+                row.update(amount=recorded["amount"], currency=recorded["currency"])
+                return transaction_out(row)
+        await _explain_refusal(invoice_id, amount, None)
+    raise InvoiceChanged("the invoice kept changing while this was being recorded; retry")
+
+
+async def _one_statement(sql: str, params: tuple) -> object | None:
+    # Outside a transaction the statement commits by itself; inside one (webhooks,
+    # idempotency keys) it is part of it, and a deadlock retries the whole transaction.
+    cursor = await with_retries(lambda: db.aexecute_sql(sql, params), atomic=False)
+    return cursor.fetchone()
+
+
+async def _explain_refusal(invoice_id: uuid.UUID, amount: Decimal | None,
+                           kind: Kind | None) -> None:
+    """Raise the reason why the invoice, as it is now, refuses this amount (as a payment,
+    a refund, or with `kind` None only its scale); return if it would accept it: it
+    changed after the statement ran."""
+    now = (await db.aexecute_sql(_CURRENT_SUMS_SQL, (invoice_id,))).fetchone()
+    if now is None:
         raise InvoiceNotFound(f"no invoice with id {invoice_id}")
-    row["currency"] = result[0]
-    return transaction_out(row)
+    if amount is None:
+        return
+    currency = now["currency"]
+    minor = amount_minor(amount, currency)  # 422 when it does not fit the currency
+    if kind == "payment":
+        due = now["amount"] - now["amount_recovered"]
+        if minor > due:
+            raise AmountExceedsDue(
+                f"payment of {format_minor(minor, currency)} exceeds the amount due "
+                f"{format_minor(due, currency)}")
+    elif kind == "refund":
+        refundable = now["amount_recovered"] - now["amount_refunded"]
+        if minor > refundable:
+            raise AmountExceedsRefundable(
+                f"refund of {format_minor(minor, currency)} exceeds the refundable amount "
+                f"{format_minor(refundable, currency)}")
 
 
 async def get_transaction(*, transaction_id: uuid.UUID) -> TransactionOut:
@@ -227,7 +221,6 @@ async def get_transaction(*, transaction_id: uuid.UUID) -> TransactionOut:
 async def list_for_invoice(*, invoice_id: uuid.UUID, limit: int,
                            cursor: str | None) -> Page[TransactionOut]:
     """Oldest first."""
-    await _invoice_currency(invoice_id)  # 404 for an unknown invoice
     where, params = "invoice_id = %s", [invoice_id]
     if cursor:
         where += " AND (created_at, id) > (%s, %s)"
@@ -235,6 +228,9 @@ async def list_for_invoice(*, invoice_id: uuid.UUID, limit: int,
     rows = (await db.aexecute_sql(
         _SELECT_TRANSACTION + f" WHERE {where} ORDER BY created_at, id LIMIT %s",
         (*params, limit + 1))).fetchall()
+    if not rows and not (await db.aexecute_sql(
+            "SELECT EXISTS (SELECT 1 FROM invoice WHERE id = %s)", (invoice_id,))).fetchone()[0]:
+        raise InvoiceNotFound(f"no invoice with id {invoice_id}")
     more = len(rows) > limit
     rows = rows[:limit]
     return Page[TransactionOut](

@@ -51,7 +51,7 @@ async def _ensure_free(username: str | None, email: str | None, *,
     if username is not None:
         conditions.append(peewee.fn.lower(User.username) == username.lower())
     if email is not None:
-        conditions.append(peewee.fn.lower(User.email) == email.lower())
+        conditions.append(User.email == email)  # already in its normal form
     if not conditions:
         return
     query = User.select(User.id, User.username, User.email).where(
@@ -98,6 +98,16 @@ async def list_users(*, limit: int, cursor: str | None) -> Page[UserOut]:
                          next_cursor=next_cursor(rows, limit))
 
 
+# Changes that may remove an active admin take this transaction-level lock first, so two of
+# them never both count the other as the admin who remains. The count runs in a statement
+# after the lock is granted, so it sees every such change committed before.
+ADMIN_CHANGES_LOCK = 7_262_002
+
+
+async def _lock_admin_changes() -> None:
+    await db.aexecute_sql("SELECT pg_advisory_xact_lock(%s)", (ADMIN_CHANGES_LOCK,))
+
+
 async def _other_active_admins(user_id: uuid.UUID) -> int:
     query = User.select().where((User.role == "admin") & User.is_active & (User.id != user_id))
     return await db.count(query)
@@ -120,6 +130,8 @@ async def update_user(*, actor: Principal, user_id: uuid.UUID, data: UserUpdate)
 
 
 async def _update_locked(user_id: uuid.UUID, changes: dict) -> UserOut:
+    if "role" in changes or "is_active" in changes:
+        await _lock_admin_changes()
     user = await fetch_one(User.select().where(User.id == user_id).for_update())
     if user is None:
         raise UserNotFound(f"no user with id {user_id}")
@@ -127,6 +139,9 @@ async def _update_locked(user_id: uuid.UUID, changes: dict) -> UserOut:
     if user.role == "admin" and user.is_active and demoted \
             and await _other_active_admins(user.id) == 0:
         raise LastAdmin("this is the last active admin; make another admin first")
+    if "password_hash" in changes or changes.get("is_active", user.is_active) != user.is_active:
+        # A new password, a deactivation or a reactivation: every earlier token stops.
+        changes["token_version"] = user.token_version + 1
     if changes:
         changes["updated_at"] = utcnow()
         try:
@@ -143,9 +158,11 @@ async def deactivate_user(*, user_id: uuid.UUID) -> None:
 
 
 async def _deactivate_locked(user_id: uuid.UUID) -> None:
+    await _lock_admin_changes()
     user = await fetch_one(User.select().where(User.id == user_id).for_update())
     if user is None:
         raise UserNotFound(f"no user with id {user_id}")
     if user.role == "admin" and user.is_active and await _other_active_admins(user.id) == 0:
         raise LastAdmin("this is the last active admin; make another admin first")
-    await User.update(is_active=False, updated_at=utcnow()).where(User.id == user_id).aexecute()
+    await User.update(is_active=False, token_version=User.token_version + 1,
+                      updated_at=utcnow()).where(User.id == user_id).aexecute()

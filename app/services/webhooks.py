@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -38,6 +39,12 @@ class EventIdReused(Conflict):
     code = "event_id_reused"
 
 
+# ASCII only: str.isdigit() and int() also take other scripts' digits, and comparing
+# non-ASCII strings in constant time is not possible (hmac.compare_digest refuses them).
+_UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
+_HEX = re.compile(r"[0-9a-fA-F]{1,128}")
+
+
 def signature_header(body: bytes, secret: str, *, timestamp: int) -> str:
     return f"t={timestamp},v1={_mac(secret, timestamp, body)}"
 
@@ -55,11 +62,12 @@ def verify_signature(body: bytes, header: str | None, *, now: float | None = Non
     candidates: list[str] = []
     for part in header.split(","):
         key, _, value = part.strip().partition("=")
+        value = value.strip()
         if key == "t":
-            timestamp = value.strip()
-        elif key == "v1" and value.strip():
-            candidates.append(value.strip().lower())
-    if timestamp is None or not timestamp.isdigit() or len(timestamp) > 12 or not candidates:
+            timestamp = value
+        elif key == "v1" and _HEX.fullmatch(value):
+            candidates.append(value.lower())
+    if timestamp is None or not _UNIX_SECONDS.fullmatch(timestamp) or not candidates:
         raise InvalidSignature("malformed X-Signature header; expected t=<unix seconds>,v1=<hex>")
     skew = abs((time.time() if now is None else now) - int(timestamp))
     if skew > s.webhook_tolerance_seconds:

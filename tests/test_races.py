@@ -1,0 +1,384 @@
+"""Races: both sides of every pair of operations on one invoice or one account, fired at the
+same moment through two worker processes, many times over.
+
+Each test asserts that every answer is one the contract documents for that operation (never
+a 5xx: the server log is checked after every test too), and that the invariants hold
+afterwards: every invoice's sums equal its ledger rows, 0 <= refunded <= recovered <= amount,
+the status follows the rules, every ledger row is in its invoice's currency, and at least
+one admin is active.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections import Counter
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support import (
+    PASSWORD,
+    Account,
+    Api,
+    Request,
+    Server,
+    assert_reconciles,
+    burst,
+    evt,
+    signed,
+)
+
+pytestmark = pytest.mark.slow
+
+ROUNDS = 4
+
+
+def interleave(*groups: list[Request]) -> list[Request]:
+    """One request from each group in turn, so both sides start at the same moment."""
+    out = []
+    for items in itertools.zip_longest(*groups):
+        out += [item for item in items if item is not None]
+    return out
+
+
+def codes(responses: list[httpx.Response]) -> Counter:
+    """Status and problem code of each answer, e.g. {(201, None): 5, (409, "x"): 2}."""
+    found: Counter = Counter()
+    for r in responses:
+        code = r.json().get("code") if r.status_code >= 400 and r.content else None
+        found[(r.status_code, code)] += 1
+    return found
+
+
+def assert_only(responses: list[httpx.Response], allowed: set[tuple[int, str | None]]) -> None:
+    seen = codes(responses)
+    unexpected = {k: v for k, v in seen.items() if k not in allowed}
+    assert not unexpected, f"unexpected answers {unexpected}; all: {dict(seen)}"
+
+
+def status_of(recovered: int, refunded: int, amount: int, failed: bool) -> str:
+    if refunded > 0:
+        return "refunded" if refunded == recovered else "partially_refunded"
+    if recovered == amount:
+        return "completed"
+    if recovered > 0:
+        return "partially_paid"
+    return "payment_failed" if failed else "pending"
+
+
+def assert_invariants(api: Api) -> None:
+    rows = api.db.rows("""
+        SELECT i.id, i.amount, i.amount_recovered, i.amount_refunded, i.status,
+               i.last_attempt_failed, i.currency,
+               COALESCE(sum(t.amount) FILTER (WHERE t.kind = 'payment'
+                                              AND t.status = 'succeeded'), 0) AS paid,
+               COALESCE(sum(t.amount) FILTER (WHERE t.kind = 'refund'), 0) AS refunds,
+               count(t.id) FILTER (WHERE t.currency <> i.currency) AS foreign_rows
+        FROM invoice i LEFT JOIN invoice_transaction t ON t.invoice_id = i.id
+        GROUP BY i.id""")
+    for r in rows:
+        assert r["amount_recovered"] == r["paid"], r
+        assert r["amount_refunded"] == r["refunds"], r
+        assert 0 <= r["amount_refunded"] <= r["amount_recovered"] <= r["amount"], r
+        assert r["status"] == status_of(r["amount_recovered"], r["amount_refunded"],
+                                        r["amount"], r["last_attempt_failed"]), r
+        assert r["foreign_rows"] == 0, r
+    orphans = api.db.scalar("SELECT count(*) FROM invoice_transaction t WHERE NOT EXISTS "
+                            "(SELECT 1 FROM invoice i WHERE i.id = t.invoice_id)")
+    assert orphans == 0
+    admins = api.db.scalar("SELECT count(*) FROM users WHERE role = 'admin' AND is_active")
+    assert admins >= 1
+
+
+def pay(admin: Account, invoice_id: str, amount: Any, **extra: Any) -> Request:
+    return ("POST", "/invoice-transactions", admin.headers,
+            {"invoice_id": invoice_id, "amount": amount, "payment_mode": "card", **extra})
+
+
+def refund(admin: Account, invoice_id: str, amount: Any) -> Request:
+    return pay(admin, invoice_id, amount, kind="refund")
+
+
+def webhook(path: str, invoice_id: str, **fields: Any) -> Request:
+    body, headers = signed({"id": evt(), "invoice_id": invoice_id, **fields})
+    return ("POST", f"/webhooks/{path}", headers, body)
+
+
+def patch(admin: Account, invoice_id: str, **fields: Any) -> Request:
+    return ("PATCH", f"/invoices/{invoice_id}", admin.headers, fields)
+
+
+def delete(admin: Account, invoice_id: str) -> Request:
+    return ("DELETE", f"/invoices/{invoice_id}", admin.headers, None)
+
+
+PAYMENT = {(201, None), (409, "amount_exceeds_due")}
+REFUND = {(201, None), (409, "amount_exceeds_refundable")}
+HOOK_PAYMENT = {(200, None), (409, "amount_exceeds_due")}
+HOOK_REFUND = {(200, None), (409, "amount_exceeds_refundable")}
+GONE = {(404, "invoice_not_found")}
+
+
+@pytest.fixture
+def racer(two_workers: Server) -> str:
+    return two_workers.url
+
+
+# -- money against money ---------------------------------------------------------------------
+
+def test_payments_race_refunds(api: Api, racer: str, admin: Account, alice: Account,
+                               bob: Account) -> None:
+    for _ in range(ROUNDS):
+        inv = api.invoice(admin, alice, bob, amount="1000")
+        assert api.pay(admin, inv["id"], 10).status_code == 201
+        payments = [pay(admin, inv["id"], 40)] * 20
+        refunds = [refund(admin, inv["id"], 30)] * 20
+        out = burst(racer, interleave(payments, refunds))
+        assert_only(out[0::2], PAYMENT)
+        assert_only(out[1::2], REFUND)
+        assert codes(out[0::2])[(201, None)] == 20  # 800 of the 990 due: all fit
+    assert_invariants(api)
+
+
+def test_amount_changes_race_payments(api: Api, racer: str, admin: Account, alice: Account,
+                                      bob: Account) -> None:
+    for _ in range(ROUNDS):
+        inv = api.invoice(admin, alice, bob, amount="1000")
+        amounts = ["900", "800", "700", "1000", "1100", "1200"] * 2
+        changes = [patch(admin, inv["id"], amount=a) for a in amounts]
+        payments = [pay(admin, inv["id"], 10)] * 60
+        out = burst(racer, interleave(changes, payments))
+        sent = interleave(changes, payments)
+        assert_only([r for r, q in zip(out, sent, strict=True) if q[0] == "PATCH"],
+                    {(200, None), (409, "amount_below_paid")})
+        assert_only([r for r, q in zip(out, sent, strict=True) if q[0] == "POST"], PAYMENT)
+    assert_invariants(api)
+
+
+def test_success_and_refund_webhooks_race(api: Api, racer: str, admin: Account,
+                                          alice: Account, bob: Account) -> None:
+    for _ in range(ROUNDS):
+        inv = api.invoice(admin, alice, bob, amount="1000")
+        assert api.pay(admin, inv["id"], 100).status_code == 201
+        successes = [webhook("payment/success", inv["id"], amount_paid="20")
+                     for _ in range(20)]
+        refunds = [webhook("refund", inv["id"], refunded_amount="10") for _ in range(20)]
+        out = burst(racer, interleave(successes, refunds))
+        assert_only(out[0::2], HOOK_PAYMENT)
+        assert_only(out[1::2], HOOK_REFUND)
+    assert_invariants(api)
+
+
+def test_webhook_payments_race_api_payments_and_failures(
+        api: Api, racer: str, admin: Account, alice: Account, bob: Account) -> None:
+    for _ in range(ROUNDS):
+        inv = api.invoice(admin, alice, bob, amount="500")
+        successes = [webhook("payment/success", inv["id"], amount_paid="30")
+                     for _ in range(10)]
+        failures = [webhook("payment/failure", inv["id"], amount="30") for _ in range(10)]
+        payments = [pay(admin, inv["id"], 30)] * 10
+        out = burst(racer, interleave(successes, failures, payments))
+        assert_only(out[0::3], HOOK_PAYMENT)
+        assert_only(out[1::3], {(200, None)})
+        assert_only(out[2::3], PAYMENT)
+        accepted = codes(out[0::3])[(200, None)] + codes(out[2::3])[(201, None)]
+        assert accepted == 16  # 500 / 30
+    assert_invariants(api)
+
+
+# -- money against changes of the invoice ------------------------------------------------------
+
+def test_delete_races_the_first_payment(api: Api, racer: str, admin: Account, alice: Account,
+                                        bob: Account) -> None:
+    firsts = {
+        "api payment": lambda i: pay(admin, i, 5),
+        "success webhook": lambda i: webhook("payment/success", i, amount_paid="5"),
+        "failure webhook": lambda i: webhook("payment/failure", i, amount="5"),
+    }
+    allowed = {
+        "api payment": {(201, None), *GONE},
+        "success webhook": {(200, None), *GONE},
+        "failure webhook": {(200, None), *GONE},
+    }
+    for name, first in firsts.items():
+        invoices = [api.invoice(admin, alice, bob, amount="100")["id"] for _ in range(12)]
+        sent = interleave([delete(admin, i) for i in invoices],
+                          [first(i) for i in invoices])
+        out = burst(racer, sent)
+        deletes, effects = out[0::2], out[1::2]
+        assert_only(deletes, {(204, None), (409, "invoice_has_transactions")})
+        assert_only(effects, allowed[name])
+        for invoice_id, d, e in zip(invoices, deletes, effects, strict=True):
+            exists = api.db.scalar("SELECT count(*) FROM invoice WHERE id = %s", (invoice_id,))
+            assert (d.status_code == 204) == (exists == 0), (name, d.text, e.text)
+            assert (d.status_code == 204) == (e.status_code == 404), (name, d.text, e.text)
+    assert_invariants(api)
+
+
+def test_currency_change_races_a_payment(api: Api, racer: str, admin: Account,
+                                         alice: Account, bob: Account) -> None:
+    for _ in range(ROUNDS):
+        invoices = [api.invoice(admin, alice, bob, amount="1000")["id"] for _ in range(8)]
+        sent = interleave([patch(admin, i, currency="JPY") for i in invoices],
+                          [pay(admin, i, "0.50") for i in invoices])
+        out = burst(racer, sent)
+        changes, payments = out[0::2], out[1::2]
+        assert_only(changes, {(200, None), (409, "money_has_moved")})
+        assert_only(payments, {(201, None), (422, "validation_error")})
+        for c, p in zip(changes, payments, strict=True):
+            # Exactly one of the two took effect, and the other says why.
+            assert (c.status_code == 200) != (p.status_code == 201), (c.text, p.text)
+            if p.status_code == 422:
+                assert "JPY amounts are whole numbers" in p.text
+    assert_invariants(api)
+
+
+def test_stale_currency_is_never_used(api: Api, racer: str, admin: Account, alice: Account,
+                                      bob: Account) -> None:
+    """Every worker has seen the invoice as JPY; after the change to INR, 0.50 is valid."""
+    inv = api.invoice(admin, alice, bob, amount="1000", currency="JPY")
+    for _ in range(4):
+        assert httpx.get(f"{racer}/invoice-transactions/invoice/{inv['id']}",
+                         headers=admin.headers).status_code == 200
+    assert api.pay(admin, inv["id"], "0.5").status_code == 422
+    r = api.client.patch(f"/invoices/{inv['id']}", headers=admin.headers,
+                         json={"currency": "INR"})
+    assert r.status_code == 200, r.text
+    out = burst(racer, [pay(admin, inv["id"], "0.50")] * 4 + [
+        webhook("payment/success", inv["id"], amount_paid="0.25") for _ in range(4)] + [
+        webhook("payment/failure", inv["id"], amount="0.25") for _ in range(4)])
+    assert [r.status_code for r in out] == [201] * 4 + [200] * 8, [r.text for r in out]
+    rows = api.db.rows("SELECT amount, currency FROM invoice_transaction")
+    assert {(r["amount"], r["currency"]) for r in rows} == {(50, "INR"), (25, "INR")}
+    assert_invariants(api)
+
+
+def test_put_and_patch_race(api: Api, racer: str, admin: Account, alice: Account,
+                            bob: Account) -> None:
+    inv = api.invoice(admin, alice, bob, amount="1000")
+    puts = [("PUT", f"/invoices/{inv['id']}", admin.headers,
+             {"description": f"put {n}", "amount": str(1000 + n)}) for n in range(15)]
+    patches = [patch(admin, inv["id"], due_date=f"2027-01-{n + 1:02d}") for n in range(15)]
+    payments = [pay(admin, inv["id"], 1)] * 15
+    out = burst(racer, interleave(puts, patches, payments))
+    assert_only(out[0::3] + out[1::3], {(200, None)})
+    assert_only(out[2::3], {(201, None)})
+    assert_invariants(api)
+
+
+# -- accounts ----------------------------------------------------------------------------------
+
+def _only_admins(api: Api, *keep: Account) -> None:
+    api.db.rows("UPDATE users SET is_active = false "
+                "WHERE role = 'admin' AND NOT id = ANY(%s::uuid[])", ([a.id for a in keep],))
+
+
+def test_two_admins_stepping_down_leave_one(api: Api, racer: str) -> None:
+    for _ in range(ROUNDS * 2):
+        a, b = api.user("admin"), api.user("admin")
+        _only_admins(api, a, b)
+        out = burst(racer, [
+            ("PATCH", f"/users/{a.id}", a.headers, {"role": "user"}),
+            ("PATCH", f"/users/{b.id}", b.headers, {"role": "user"})])
+        assert sorted(r.status_code for r in out) == [200, 409], [r.text for r in out]
+        assert_only(out, {(200, None), (409, "last_admin")})
+        assert_invariants(api)
+
+
+def test_two_admins_deactivating_each_other_leave_one(api: Api, racer: str) -> None:
+    for _ in range(ROUNDS * 2):
+        a, b = api.user("admin"), api.user("admin")
+        _only_admins(api, a, b)
+        out = burst(racer, [("DELETE", f"/users/{b.id}", a.headers, None),
+                            ("DELETE", f"/users/{a.id}", b.headers, None)])
+        assert_only(out, {(204, None), (409, "last_admin"), (401, "not_authenticated")})
+        assert sum(r.status_code == 204 for r in out) == 1, [r.text for r in out]
+        assert_invariants(api)
+
+
+def test_deactivate_races_reactivate(api: Api, racer: str, admin: Account) -> None:
+    for _ in range(ROUNDS):
+        user = api.user()
+        old_token = user.headers
+        out = burst(racer, [("DELETE", f"/users/{user.id}", admin.headers, None),
+                            ("PATCH", f"/users/{user.id}", admin.headers, {"is_active": True})])
+        assert_only(out[:1], {(204, None)})
+        assert_only(out[1:], {(200, None)})
+        # Whatever the order, a token from before the deactivation never works again.
+        r = httpx.get(f"{racer}/users/{user.id}", headers=old_token)
+        assert r.status_code == 401, r.text
+    assert_invariants(api)
+
+
+def test_logout_races_the_same_token(api: Api, racer: str) -> None:
+    user = api.user()
+    reads = [("GET", f"/users/{user.id}", user.headers, None)] * 20
+    out = burst(racer, interleave([("POST", "/logout", user.headers, None)], reads))
+    assert out[0].status_code == 204
+    assert_only(out[1:], {(200, None), (401, "not_authenticated")})
+    assert httpx.get(f"{racer}/users/{user.id}", headers=user.headers).status_code == 401
+
+
+def test_parallel_wrong_passwords_are_throttled_per_account(api: Api, racer: str) -> None:
+    user = api.user()
+    names = [user.username, user.email, user.username.upper(), f" {user.email} "]
+    attempts = [("POST", "/login", {"content-type": "application/json"},
+                 {"username": names[n % 4], "password": f"wrong-{n}"}) for n in range(40)]
+    out = burst(racer, attempts)
+    assert_only(out, {(401, "invalid_credentials"), (429, "too_many_attempts")})
+    checked = sum(r.status_code == 401 for r in out)
+    assert checked <= 5, f"{checked} passwords were checked; the limit is 5"
+    r = httpx.post(f"{racer}/login", data={"username": user.email, "password": PASSWORD})
+    assert r.status_code == 429, r.text
+
+
+def test_password_change_races_logins(api: Api, racer: str) -> None:
+    user = api.user()
+    old_token = user.headers
+    logins = [("POST", "/login", {"content-type": "application/json"},
+               {"username": user.username, "password": PASSWORD})] * 4
+    change = ("PATCH", f"/users/{user.id}", user.headers, {"password": "a-new-password-9"})
+    out = burst(racer, interleave([change], logins))
+    assert out[0].status_code == 200, out[0].text
+    assert_only(out[1:], {(200, None), (401, "invalid_credentials")})
+    # Tokens from before the change (the old one, and any login that raced it) are refused.
+    for token in [old_token] + [{"Authorization": f"Bearer {r.json()['access_token']}"}
+                                for r in out[1:] if r.status_code == 200]:
+        assert httpx.get(f"{racer}/users/{user.id}", headers=token).status_code == 401
+    assert api.login(user.username, "a-new-password-9")
+
+
+def test_signup_races_an_email_change(api: Api, racer: str) -> None:
+    for _ in range(ROUNDS):
+        user = api.user()
+        email = f"{uuid.uuid4().hex[:8]}@example.com"
+        out = burst(racer, [
+            ("POST", "/users", {}, {"username": f"u{uuid.uuid4().hex[:8]}", "email": email,
+                                    "password": PASSWORD}),
+            ("PATCH", f"/users/{user.id}", user.headers, {"email": email.upper()})])
+        assert_only(out, {(201, None), (200, None), (409, "email_taken")})
+        assert sum(r.status_code < 300 for r in out) == 1, [r.text for r in out]
+    assert api.db.scalar("SELECT count(DISTINCT lower(email)) = count(*) FROM users")
+
+
+def test_the_books_balance_after_the_races(api: Api, racer: str, admin: Account,
+                                           alice: Account, bob: Account) -> None:
+    """One mixed storm on one invoice, then the reconcile command itself."""
+    inv = api.invoice(admin, alice, bob, amount="300")
+    i = inv["id"]
+    sent = interleave(
+        [pay(admin, i, 7)] * 10, [refund(admin, i, 3)] * 10,
+        [webhook("payment/success", i, amount_paid="5") for _ in range(10)],
+        [webhook("refund", i, refunded_amount="2") for _ in range(10)],
+        [webhook("payment/failure", i) for _ in range(5)],
+        [patch(admin, i, amount=a) for a in ("250", "400", "300", "350", "280")],
+        [delete(admin, i)] * 3)
+    out = burst(racer, sent)
+    allowed = PAYMENT | REFUND | HOOK_PAYMENT | HOOK_REFUND | {
+        (200, None), (409, "amount_below_paid"), (409, "invoice_has_transactions"),
+        (204, None), *GONE}
+    assert_only(out, allowed)
+    assert_invariants(api)
+    assert_reconciles(api)
