@@ -10,8 +10,9 @@ import peewee
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
+from starlette.routing import compile_path
 
 log = logging.getLogger("app.errors")
 
@@ -188,13 +189,17 @@ def _database_problem(request: Request, exc: Exception) -> JSONResponse | None:
 
 
 def _allowed_methods(request: Request) -> str:
-    """Every method of every route on this path (routing stops at the first one it finds,
-    so its 405 would name only that route's methods)."""
+    """Every method of every route on this path (routing stops at the first route whose
+    path matches, so its own 405 names only that route's methods)."""
+    state = request.app.state
+    if not hasattr(state, "route_methods"):
+        state.route_methods = [(compile_path(ctx.path)[0], ctx.methods)
+                               for ctx in iter_route_contexts(request.app.routes)
+                               if ctx.path and ctx.methods]
     methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is not Match.NONE:
-            methods |= getattr(route, "methods", None) or set()
+    for pattern, route_methods in state.route_methods:
+        if pattern.match(request.scope["path"]):
+            methods |= route_methods
     if "GET" in methods:
         methods.add("HEAD")
     return ", ".join(sorted(methods))

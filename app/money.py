@@ -35,7 +35,7 @@ def exponent(currency: str) -> int:
 
 
 def normalize_currency(value: object) -> str:
-    code = value.strip().upper() if isinstance(value, str) and value.isascii() else None
+    code = value.upper() if isinstance(value, str) and value.isascii() else None
     if code not in ISO_4217:
         raise ValueError("currency must be an ISO 4217 code such as INR, USD, EUR or JPY")
     return code
