@@ -2,10 +2,12 @@
 
 - `currency`: the ISO 4217 list (kept in step with the `iso4217` package by every
   `migrate`, see app/db.py), referenced by every invoice.
-- `to_minor_units(amount, currency)`: an exact decimal to minor units in that currency, or
-  NULL when it has too many decimals or is out of range. The ledger statement calls it with
-  the currency of the invoice row it has locked, so no copy of a currency held elsewhere
-  (a cache, an earlier read) can scale an amount.
+- `to_minor_units(amount, exponent)`: an exact decimal to minor units of a currency with
+  that exponent, or NULL when it has too many decimals or is out of range. A single
+  expression, so PostgreSQL inlines it (a function that read the table itself would cost
+  more than the rest of the ledger statement). The ledger statement joins the currency of
+  the invoice row it updates, so no copy of a currency held elsewhere (a cache, an earlier
+  read) can scale an amount.
 - `users.token_version`: a token carries the version it was issued at; deactivating,
   reactivating or changing the password moves it on, so every earlier token stops working.
 - Emails are stored in the one normalised form the app looks them up by (stripped,
@@ -20,13 +22,12 @@ STATEMENTS = [
     )
     """,
     """
-    CREATE FUNCTION to_minor_units(amount numeric, currency_code text) RETURNS bigint
-    LANGUAGE sql STABLE STRICT PARALLEL SAFE AS $$
-        SELECT s.scaled::bigint
-        FROM currency c, LATERAL (SELECT amount * 10::numeric ^ c.exponent AS scaled) s
-        WHERE c.code = to_minor_units.currency_code
-          AND s.scaled = trunc(s.scaled)
-          AND s.scaled > 0 AND s.scaled < 1000000000000000
+    CREATE FUNCTION to_minor_units(amount numeric, exponent integer) RETURNS bigint
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+        SELECT CASE WHEN amount > 0
+                     AND amount * 10::numeric ^ exponent = trunc(amount * 10::numeric ^ exponent)
+                     AND amount * 10::numeric ^ exponent < 1000000000000000
+                    THEN (amount * 10::numeric ^ exponent)::bigint END
     $$
     """,
     "ALTER TABLE users ADD COLUMN token_version integer NOT NULL DEFAULT 0",
@@ -54,5 +55,5 @@ def down(migrator, db):
     db.execute_sql("CREATE UNIQUE INDEX users_email_key ON users (lower(email))")
     db.execute_sql("ALTER TABLE users DROP COLUMN token_version")
     db.execute_sql("ALTER TABLE invoice DROP CONSTRAINT invoice_currency_fkey")
-    db.execute_sql("DROP FUNCTION to_minor_units(numeric, text)")
+    db.execute_sql("DROP FUNCTION to_minor_units(numeric, integer)")
     db.execute_sql("DROP TABLE currency")

@@ -404,5 +404,6 @@ def test_the_database_scales_money_as_python_does(_database, amount: Decimal,
         expected: int | None = to_minor(amount, currency)
     except AmountError:
         expected = None
-    got = _database.scalar("SELECT to_minor_units(%s::numeric, %s)", (str(amount), currency))
+    got = _database.scalar("SELECT to_minor_units(%s::numeric, exponent) FROM currency "
+                           "WHERE code = %s", (str(amount), currency))
     assert got == expected, (amount, currency)

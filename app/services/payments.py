@@ -18,8 +18,11 @@ snapshot: its sums were then one payment behind, and the CHECK constraint refuse
 refund (SQLSTATE 23514). tests/test_races.py fires those races.
 
 The amount goes to the database as an exact decimal and is turned into minor units by
-`to_minor_units(amount, i.currency)` (migrations/0002), with the currency of the very row
-version being updated: a currency changed a moment earlier can never scale an amount.
+`to_minor_units(amount, c.exponent)` (migrations/0002), where `c` is the currency of the
+very row version being updated: the re-check also re-tests `c.code = i.currency` on the
+newest version (with the currency row it joined first), so if the currency changed in the
+meantime the row is left alone and the refusal path below finds out why. A currency
+changed a moment earlier can never scale an amount.
 
 When the statement changes nothing, a second statement reads the invoice as it is now and
 says why (no such invoice, too many decimals for its currency, more than is due or
@@ -60,15 +63,16 @@ MOVE_MONEY_SQL = """
 WITH moved AS (
     UPDATE invoice i SET
         amount_recovered = i.amount_recovered + CASE WHEN $4 = 'payment'
-            THEN to_minor_units($3, i.currency) ELSE 0 END,
+            THEN to_minor_units($3, c.exponent) ELSE 0 END,
         amount_refunded = i.amount_refunded + CASE WHEN $4 = 'refund'
-            THEN to_minor_units($3, i.currency) ELSE 0 END,
+            THEN to_minor_units($3, c.exponent) ELSE 0 END,
         last_attempt_failed = i.last_attempt_failed AND $4 <> 'payment',
         updated_at = $10
-    WHERE i.id = $1
-      AND to_minor_units($3, i.currency) <= CASE WHEN $4 = 'payment'
+    FROM currency c
+    WHERE i.id = $1 AND c.code = i.currency
+      AND to_minor_units($3, c.exponent) <= CASE WHEN $4 = 'payment'
           THEN i.amount - i.amount_recovered ELSE i.amount_recovered - i.amount_refunded END
-    RETURNING i.id, i.currency, to_minor_units($3, i.currency) AS amount
+    RETURNING i.id, i.currency, to_minor_units($3, c.exponent) AS amount
 )
 INSERT INTO invoice_transaction (id, invoice_id, kind, status, amount, currency,
     payment_mode, payment_date, reference, source, event_id, created_at)
@@ -80,8 +84,10 @@ RETURNING amount, currency
 FAILED_ATTEMPT_SQL = """
 WITH attempt AS (
     UPDATE invoice i SET last_attempt_failed = true, updated_at = $7
-    WHERE i.id = $1 AND ($3::numeric IS NULL OR to_minor_units($3, i.currency) IS NOT NULL)
-    RETURNING i.id, i.currency, COALESCE(to_minor_units($3, i.currency), 0) AS amount
+    FROM currency c
+    WHERE i.id = $1 AND c.code = i.currency
+      AND ($3::numeric IS NULL OR to_minor_units($3, c.exponent) IS NOT NULL)
+    RETURNING i.id, i.currency, COALESCE(to_minor_units($3, c.exponent), 0) AS amount
 )
 INSERT INTO invoice_transaction (id, invoice_id, kind, status, amount, currency,
     payment_mode, payment_date, reference, source, event_id, created_at)
