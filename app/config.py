@@ -54,7 +54,6 @@ class Settings(BaseSettings):
     default_currency: str = "INR"
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     idempotency_ttl_hours: int = Field(default=24, ge=1)
-    idempotency_lock_seconds: int = Field(default=60, ge=1)
 
     login_max_failures: int = Field(default=5, ge=1)
     login_window_seconds: int = Field(default=300, ge=1)

@@ -1,4 +1,6 @@
-"""The app factory: settings, database lifecycle, routers, middleware, error handlers."""
+"""The app factory: settings in, routers, middleware, error handlers and the database's
+lifecycle out. Everything the app uses of its settings comes from the `settings` given
+here (kept on `app.state`), never from a global read deep inside."""
 
 from __future__ import annotations
 
@@ -8,17 +10,27 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from starlette.middleware.cors import CORSMiddleware
 
-from app import db as database
+from app.auth import router as auth_router
+from app.auth.passwords import PasswordHasher
+from app.auth.tokens import TokenCodec
 from app.config import Settings, get_settings
-from app.errors import install_error_handlers
-from app.logging_setup import configure_logging
-from app.middleware import RequestContextMiddleware
-from app.routers import auth, invoices, ops, transactions, users, webhooks
-from app.schemas import ErrorItem, Problem
-from app.security import warm_up
-from app.services import idempotency
+from app.db import connection
+from app.db.location import database_url
+from app.db.migrations import migrate
+from app.db.transaction import UnitOfWork
+from app.http import replay
+from app.http.handlers import install_error_handlers
+from app.http.middleware import RequestContextMiddleware
+from app.http.problems import ErrorItem, Problem
+from app.invoices import router as invoices_router
+from app.ledger import router as ledger_router
+from app.ops import router as ops_router
+from app.ops.logging import configure_logging
+from app.users import router as users_router
+from app.webhooks import router as webhooks_router
 
 log = logging.getLogger("app")
 
@@ -31,7 +43,6 @@ webhooks from the payment provider. Every error is `application/problem+json` wi
 
 def _document_problems(app: FastAPI) -> None:
     """Put the problem+json schema the routes refer to into the OpenAPI components."""
-    from fastapi.openapi.utils import get_openapi
 
     def openapi() -> dict:
         if app.openapi_schema is None:
@@ -51,35 +62,35 @@ def _document_problems(app: FastAPI) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
+    hasher = PasswordHasher(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        url = await asyncio.to_thread(database.database_url, settings)
-        database.init_database(settings, url)
+        url = await asyncio.to_thread(database_url, settings)
+        connection.configure(settings, url)
         if settings.migrate_on_start:
-            await asyncio.to_thread(database.migrate, url)
-        await warm_up()
+            await asyncio.to_thread(migrate, url)
+        await hasher.warm_up()
+        work = UnitOfWork()
         try:
-            await idempotency.purge_expired()
+            await replay.purge_expired()
         except Exception:  # housekeeping must not stop the start
-            log.warning("could not purge expired idempotency keys", exc_info=True)
+            log.warning("could not purge expired replays", exc_info=True)
         finally:
-            # The lifespan task lives as long as the app: hand its connection back now.
-            await database.db.aclose()
+            await work.release()  # the lifespan task lives as long as the app
         log.info("ready", extra={"env": settings.app_env})
         yield
-        await database.close_database()
+        await connection.close()
 
-    app = FastAPI(
-        title="Payment App",
-        version="1.0.0",
-        description=DESCRIPTION,
-        lifespan=lifespan,
-        redirect_slashes=False,
-    )
+    app = FastAPI(title="Payment App", version="1.0.0", description=DESCRIPTION,
+                  lifespan=lifespan, redirect_slashes=False)
+    app.state.settings = settings
+    app.state.hasher = hasher
+    app.state.tokens = TokenCodec(settings)
     install_error_handlers(app)
     _document_problems(app)
-    for module in (ops, auth, users, invoices, transactions, webhooks):
+    for module in (ops_router, auth_router, users_router, invoices_router, ledger_router,
+                   webhooks_router):
         app.include_router(module.router)
 
     if settings.cors_origin_list:

@@ -11,6 +11,8 @@ from decimal import Decimal, InvalidOperation
 
 import iso4217
 
+from app.errors import Invalid
+
 # The current ISO 4217 list, from the maintained `iso4217` package (codes whose minor unit
 # is "N.A.", such as XAU or XXX, are not money). New invoices take only these.
 ISO_4217: dict[str, int] = {c.code: c.exponent for c in iso4217.Currency
@@ -92,6 +94,14 @@ def to_minor(amount: Decimal, currency: str) -> int:
     if minor <= 0:
         raise AmountError("amount must be greater than 0")
     return minor
+
+
+def minor_units(amount: Decimal, currency: str) -> int:
+    """`to_minor`, refusing as a domain error about the input field `amount`."""
+    try:
+        return to_minor(amount, currency)
+    except AmountError as exc:
+        raise Invalid(str(exc), field="amount") from None
 
 
 def has_at_most_decimals(amount: Decimal, places: int) -> bool:

@@ -1,15 +1,32 @@
-"""Keyset pagination: newest first by (created_at, id), with an opaque cursor."""
+"""Keyset pagination by (created_at, id), with an opaque cursor: one implementation for
+every list. A query fetches `limit + 1` rows past the cursor; `page()` keeps `limit` of
+them and makes the next cursor from the last one kept when there was a surplus row."""
 
 from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
 
-from app.errors import Unprocessable
+from pydantic import BaseModel
+
+from app.errors import Invalid
+
+T = TypeVar("T")
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
+
+
+class Page(BaseModel, Generic[T]):
+    data: list[T]
+    next_cursor: str | None
+
+
+class InvalidCursor(Invalid):
+    code = "invalid_cursor"
 
 
 def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
@@ -26,16 +43,15 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
             raise ValueError("naive timestamp")
         return when.astimezone(UTC), uuid.UUID(row_id)
     except (ValueError, OverflowError) as exc:
-        raise Unprocessable(
+        raise InvalidCursor(
             "cursor is not one this API issued; pass next_cursor from the previous page",
-            code="invalid_cursor",
-            loc=["query", "cursor"],
-        ) from exc
+            field="cursor", source="query") from exc
 
 
-def next_cursor(rows: list, limit: int) -> str | None:
-    """`rows` was fetched with limit + 1; a surplus row means there is another page."""
-    if len(rows) <= limit:
-        return None
-    last = rows[limit - 1]
-    return encode_cursor(last.created_at, last.id)
+def page(rows: Sequence[Mapping[str, Any]], limit: int,
+         out: Callable[[Mapping[str, Any]], T]) -> Page[T]:
+    kept = rows[:limit]
+    more = len(rows) > limit
+    return Page(data=[out(row) for row in kept],
+                   next_cursor=encode_cursor(kept[-1]["created_at"], kept[-1]["id"])
+                   if more else None)

@@ -28,8 +28,8 @@ import asyncpg
 import harness
 import seed
 
-from app.db import migrate
-from app.services.invoices import SELECT_INVOICE
+from app.db.migrations import migrate
+from app.invoices.queries import SELECT_INVOICE
 
 SQL = SELECT_INVOICE + " WHERE i.id = $1"
 DB_NAME = "payapp_bench_driver"

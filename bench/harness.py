@@ -19,7 +19,7 @@ from urllib.parse import urlparse, urlunparse
 import httpx
 import psycopg2
 
-from app.db import connect_kwargs, embedded_database_url
+from app.db.location import connect_kwargs, embedded_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -81,20 +81,30 @@ def redacted(url: str) -> str:
 
 def render_pgbench(script: str, workdir: Path) -> Path:
     """bench/pgbench/<script> with the app's own SQL put in, so pgbench always runs what the
-    endpoint runs: `{{SELECT_INVOICE}}` is app/services/invoices.py's SELECT_INVOICE, and a
-    block `{{MOVE_MONEY_SQL ... }}` is app/services/payments.py's MOVE_MONEY_SQL with each
-    parameter `$n` replaced by the expression the block's line `$n = <expression>` gives."""
-    from app.services import invoices, payments
+    endpoint runs: `{{SELECT_INVOICE}}` is app/invoices/queries.py's SELECT_INVOICE, and a
+    block `{{RECORD_TRANSACTION ... }}` (or another statement of app/ledger/queries.py or
+    app/http/replay.py) is that statement with each parameter replaced by the expression
+    the block's line `name = <expression>` gives it."""
+    from app.http import replay
+    from app.invoices.queries import SELECT_INVOICE
+    from app.ledger import queries as ledger
 
+    statements = {"RECORD_TRANSACTION": ledger.RECORD_TRANSACTION,
+                  "REPLAY_CLAIM": replay.CLAIM, "REPLAY_STORE": replay.STORE}
     text = (BENCH / "pgbench" / script).read_text()
-    text = text.replace("{{SELECT_INVOICE}}", invoices.SELECT_INVOICE.strip())
+    text = text.replace("{{SELECT_INVOICE}}", SELECT_INVOICE.strip())
 
-    def ledger(block: re.Match) -> str:
-        values = dict(re.findall(r"^\s*\$(\d+)\s*=\s*(.+?)\s*$", block.group(1), re.M))
-        return re.sub(r"\$(\d+)\b", lambda m: f"({values[m.group(1)]})",
-                      payments.MOVE_MONEY_SQL.strip())
+    def fill(block: re.Match) -> str:
+        statement = statements[block.group(1)]
+        values = dict(re.findall(r"^\s*(\w+)\s*=\s*(.+?)\s*$", block.group(2), re.M))
+        missing = set(statement.names) - set(values)
+        if missing:
+            raise BenchError(f"bench/pgbench/{script}: no value for {', '.join(missing)}")
+        return re.sub(r"\$(\d+)\b",
+                      lambda m: f"({values[statement.names[int(m.group(1)) - 1]]})",
+                      statement.text)
 
-    text = re.sub(r"\{\{MOVE_MONEY_SQL\n(.*?)\}\}", ledger, text, flags=re.S)
+    text = re.sub(r"\{\{(\w+)\n(.*?)\}\}", fill, text, flags=re.S)
     if "{{" in text:
         raise BenchError(f"bench/pgbench/{script}: unknown placeholder left after rendering")
     path = workdir / f"pgbench-{script}"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psycopg2
 
-from app.db import connect_kwargs
+from app.db.location import connect_kwargs
 from app.pagination import encode_cursor
 
 USERS = 100
@@ -38,7 +38,7 @@ FROM generate_series(0, %s) u
 """
 
 _INVOICES_SQL = f"""
-INSERT INTO invoice (id, payer_id, receiver_id, amount, currency, description,
+INSERT INTO invoices (id, payer_id, receiver_id, amount, currency, description,
                      created_at, updated_at)
 SELECT ('00000000-0000-4000-8000-' || lpad(n::text, 12, '0'))::uuid,
        ('00000000-0000-4000-9000-' || lpad((n %% {USERS})::text, 12, '0'))::uuid,
@@ -86,25 +86,25 @@ class Database:
     def top_up(self, total: int) -> float:
         """Add invoices until the table holds `total`; ANALYZE; the seconds it took."""
         started = time.monotonic()
-        have = int(self.scalar("SELECT count(*) FROM invoice"))  # numbers 0..have-1
+        have = int(self.scalar("SELECT count(*) FROM invoices"))  # numbers 0..have-1
         if have < total:
             self.rows(_INVOICES_SQL, (INVOICE_AMOUNT_MINOR, have, total - 1))
-        self.rows("ANALYZE invoice")
+        self.rows("ANALYZE invoices")
         return time.monotonic() - started
 
     def deep_cursor(self, fraction: float = 0.9) -> Cursor:
         """A real next_cursor: the one the page ending `fraction` of the way down returns."""
-        total = int(self.scalar("SELECT count(*) FROM invoice"))
+        total = int(self.scalar("SELECT count(*) FROM invoices"))
         created_at, row_id = self.rows(
-            "SELECT created_at, id FROM invoice ORDER BY created_at DESC, id DESC "
+            "SELECT created_at, id FROM invoices ORDER BY created_at DESC, id DESC "
             "OFFSET %s LIMIT 1", (max(int(total * fraction) - 1, 0),))[0]
         return Cursor(encode_cursor(created_at, row_id), created_at, str(row_id))
 
     def ledger(self) -> tuple[int, dict[str, tuple[int, int]]]:
         """(sum of all invoices' amount_recovered, {reference: (payments, minor units)})."""
-        recovered = int(self.scalar("SELECT coalesce(sum(amount_recovered), 0) FROM invoice"))
+        recovered = int(self.scalar("SELECT coalesce(sum(amount_recovered), 0) FROM invoices"))
         by_ref = {ref: (int(n), int(total)) for ref, n, total in self.rows(
-            "SELECT reference, count(*), sum(amount) FROM invoice_transaction "
+            "SELECT reference, count(*), sum(amount) FROM invoice_transactions "
             "WHERE kind = 'payment' AND status = 'succeeded' GROUP BY reference")}
         return recovered, by_ref
 

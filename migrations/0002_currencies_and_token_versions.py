@@ -1,7 +1,7 @@
 """Currencies as data, minor units computed under the row lock, token versions, one email form.
 
-- `currency`: the ISO 4217 list (kept in step with the `iso4217` package by every
-  `migrate`, see app/db.py), referenced by every invoice.
+- `currencies`: the ISO 4217 list (kept in step with the `iso4217` package by every
+  `migrate`, see app/db/migrations.py), referenced by every invoice.
 - `to_minor_units(amount, exponent)`: an exact decimal to minor units of a currency with
   that exponent, or NULL when it has too many decimals or is out of range. A single
   expression, so PostgreSQL inlines it (a function that read the table itself would cost
@@ -16,7 +16,7 @@
 
 STATEMENTS = [
     """
-    CREATE TABLE currency (
+    CREATE TABLE currencies (
         code char(3) PRIMARY KEY,
         exponent smallint NOT NULL CHECK (exponent BETWEEN 0 AND 4)
     )
@@ -35,13 +35,13 @@ STATEMENTS = [
 
 
 def up(migrator, db):
-    from app.db import sync_currencies
+    from app.db.migrations import sync_currencies
 
     for statement in STATEMENTS:
         db.execute_sql(statement)
     sync_currencies(db)
     db.execute_sql("ALTER TABLE invoice ADD CONSTRAINT invoice_currency_fkey "
-                   "FOREIGN KEY (currency) REFERENCES currency (code)")
+                   "FOREIGN KEY (currency) REFERENCES currencies (code)")
     for user_id, email in db.execute_sql("SELECT id, email FROM users").fetchall():
         if email.strip().lower() != email:  # the normal form of app/schemas.py, today
             db.execute_sql("UPDATE users SET email = %s WHERE id = %s",
@@ -56,4 +56,4 @@ def down(migrator, db):
     db.execute_sql("ALTER TABLE users DROP COLUMN token_version")
     db.execute_sql("ALTER TABLE invoice DROP CONSTRAINT invoice_currency_fkey")
     db.execute_sql("DROP FUNCTION to_minor_units(numeric, integer)")
-    db.execute_sql("DROP TABLE currency")
+    db.execute_sql("DROP TABLE currencies")

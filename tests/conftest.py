@@ -22,7 +22,8 @@ import httpx
 import psycopg2
 import pytest
 
-from app.db import connect_kwargs, embedded_database_url, migrate
+from app.db.location import connect_kwargs, embedded_database_url
+from app.db.migrations import migrate
 from tests.support import (
     LIVE_SERVERS,
     PASSWORD,
@@ -126,9 +127,10 @@ def db(_database: Database) -> Database:
 
 @pytest.fixture(scope="session")
 def password_hash() -> str:
-    from app.security import _context  # the app's own argon2 parameters
+    from app.auth.passwords import PasswordHasher
+    from app.config import Settings
 
-    return _context().hash(PASSWORD)
+    return PasswordHasher(Settings()).hash_now(PASSWORD)  # the app's own argon2 parameters
 
 
 @pytest.fixture

@@ -30,14 +30,14 @@ import httpx
 import psycopg2
 import psycopg2.extras
 
-from app.db import connect_kwargs
+from app.db.location import connect_kwargs
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET_KEY = "test-secret-key-" + "x" * 40
 WEBHOOK_SECRETS = ["whsec_current_" + "a" * 32, "whsec_previous_" + "b" * 32]
 PASSWORD = "correct-horse-42"
-TABLES = ("webhook_event", "idempotency_key", "invoice_transaction", "invoice",
-          "login_throttle", "revoked_token", "users")
+TABLES = ("replays", "invoice_transactions", "invoices", "login_throttles", "revoked_tokens",
+          "users")
 
 
 def free_port() -> int:
@@ -334,8 +334,8 @@ def burst(url: str, requests: list[Request]) -> list[httpx.Response]:
 def ledger_sums(api: Api, invoice_id: str) -> tuple[int, int, int]:
     row = api.db.one(
         "SELECT i.amount_recovered, i.amount_refunded, "
-        "(SELECT count(*) FROM invoice_transaction t WHERE t.invoice_id = i.id) AS n "
-        "FROM invoice i WHERE id = %s", (invoice_id,))
+        "(SELECT count(*) FROM invoice_transactions t WHERE t.invoice_id = i.id) AS n "
+        "FROM invoices i WHERE id = %s", (invoice_id,))
     return row["amount_recovered"], row["amount_refunded"], row["n"]
 
 

@@ -54,17 +54,17 @@ def build_world(api: Api, password_hash: str) -> World:
         token, jti = mint(user_id, expired=name == "expired")
         tokens[name] = token
         if name == "revoked":
-            api.db.rows("INSERT INTO revoked_token (jti, expires_at) "
+            api.db.rows("INSERT INTO revoked_tokens (jti, expires_at) "
                         "VALUES (%s, now() + interval '1 hour')", (jti,))
     invoice_id, empty_id, tx_id = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
     for inv in (invoice_id, empty_id):
-        api.db.rows("INSERT INTO invoice (id, payer_id, receiver_id, amount, currency) "
+        api.db.rows("INSERT INTO invoices (id, payer_id, receiver_id, amount, currency) "
                     "VALUES (%s, %s, %s, 100000, 'INR')", (inv, ids["payer"], ids["receiver"]))
     api.db.rows(
-        "INSERT INTO invoice_transaction (id, invoice_id, kind, status, amount, currency, "
+        "INSERT INTO invoice_transactions (id, invoice_id, kind, status, amount, currency, "
         "payment_mode, payment_date, source) VALUES (%s, %s, 'payment', 'succeeded', 100, "
         "'INR', 'upi', now(), 'api')", (tx_id, invoice_id))
-    api.db.rows("UPDATE invoice SET amount_recovered = 100 WHERE id = %s", (invoice_id,))
+    api.db.rows("UPDATE invoices SET amount_recovered = 100 WHERE id = %s", (invoice_id,))
     return World(ids, tokens, invoice_id, empty_id, tx_id)
 
 

@@ -171,7 +171,7 @@ def test_currencies_are_the_current_iso_4217_list(api: Api, admin: Account, alic
 def test_an_invoice_in_a_withdrawn_currency_still_works(api: Api, admin: Account,
                                                        alice: Account, bob: Account) -> None:
     inv = api.invoice(admin, alice, bob, amount="10")
-    api.db.rows("UPDATE invoice SET currency = 'BGN' WHERE id = %s", (inv["id"],))
+    api.db.rows("UPDATE invoices SET currency = 'BGN' WHERE id = %s", (inv["id"],))
     r = api.pay(admin, inv["id"], "2.50")
     assert r.status_code == 201 and r.json()["currency"] == "BGN", r.text
     got = api.client.get(f"/invoices/{inv['id']}", headers=admin.headers).json()
@@ -404,6 +404,6 @@ def test_the_database_scales_money_as_python_does(_database, amount: Decimal,
         expected: int | None = to_minor(amount, currency)
     except AmountError:
         expected = None
-    got = _database.scalar("SELECT to_minor_units(%s::numeric, exponent) FROM currency "
+    got = _database.scalar("SELECT to_minor_units(%s::numeric, exponent) FROM currencies "
                            "WHERE code = %s", (str(amount), currency))
     assert got == expected, (amount, currency)

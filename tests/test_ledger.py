@@ -157,7 +157,7 @@ def test_invoice_parties_must_be_distinct_active_users(api: Api, admin: Account,
     assert_problem(create("not-a-uuid", bob.id), 422)
     api.db.rows("UPDATE users SET is_active = false WHERE id = %s", (bob.id,))
     assert_problem(create(alice.id, bob.id), 422, "invalid_party")
-    assert api.db.scalar("SELECT count(*) FROM invoice") == 0
+    assert api.db.scalar("SELECT count(*) FROM invoices") == 0
 
 
 def test_invoice_access_rules(api: Api, admin: Account, alice: Account, bob: Account) -> None:
@@ -194,7 +194,7 @@ def test_invoice_access_rules(api: Api, admin: Account, alice: Account, bob: Acc
     assert_problem(api.client.get(f"/invoice-transactions/invoice/{uuid.uuid4()}",
                                   headers=admin.headers), 404, "invoice_not_found")
     assert_problem(api.pay(admin, str(uuid.uuid4()), 1), 404, "invoice_not_found")
-    assert api.db.scalar("SELECT count(*) FROM invoice_transaction") == 0
+    assert api.db.scalar("SELECT count(*) FROM invoice_transactions") == 0
 
 
 def test_read_only_fields(api: Api, admin: Account, alice: Account, bob: Account) -> None:
@@ -203,7 +203,7 @@ def test_read_only_fields(api: Api, admin: Account, alice: Account, bob: Account
                          ("amount_refunded", 1), ("amount_due", "0")):
         r = api.client.post("/invoices", headers=admin.headers, json={**body, field: value})
         assert_problem(r, 422, "read_only_field")
-    assert api.db.scalar("SELECT count(*) FROM invoice") == 0
+    assert api.db.scalar("SELECT count(*) FROM invoices") == 0
     # Echoing the current values back is fine (a client PUTting what it GOT).
     r = api.client.post("/invoices", headers=admin.headers,
                         json={**body, "status": "pending", "amount_recovered": "0.00"})
@@ -222,7 +222,7 @@ def test_read_only_fields(api: Api, admin: Account, alice: Account, bob: Account
                          json={"status": "partially_paid", "amount_recovered": "2.00",
                                "description": "ok"})
     assert r.status_code == 200 and r.json()["description"] == "ok"
-    row = api.db.one("SELECT amount_recovered, status FROM invoice WHERE id = %s", (inv["id"],))
+    row = api.db.one("SELECT amount_recovered, status FROM invoices WHERE id = %s", (inv["id"],))
     assert row == {"amount_recovered": 200, "status": "partially_paid"}
 
 
@@ -239,7 +239,7 @@ def test_update_rules_after_payments(api: Api, admin: Account, alice: Account,
     assert r.json()["due_date"] == "2027-01-31" and r.json()["amount"] == "80.00"
 
     assert api.pay(admin, inv["id"], 50).status_code == 201
-    before = api.db.one("SELECT * FROM invoice WHERE id = %s", (inv["id"],))
+    before = api.db.one("SELECT * FROM invoices WHERE id = %s", (inv["id"],))
     assert_problem(api.client.patch(url, headers=admin.headers, json={"amount": "49.99"}),
                    409, "amount_below_paid")
     assert_problem(api.client.patch(url, headers=admin.headers, json={"payer_id": alice.id}),
@@ -247,7 +247,7 @@ def test_update_rules_after_payments(api: Api, admin: Account, alice: Account,
     assert_problem(api.client.patch(url, headers=admin.headers, json={"currency": "EUR"}),
                    409, "money_has_moved")
     assert_problem(api.client.patch(url, headers=admin.headers, json={"amount": None}), 422)
-    assert api.db.one("SELECT * FROM invoice WHERE id = %s", (inv["id"],)) == before
+    assert api.db.one("SELECT * FROM invoices WHERE id = %s", (inv["id"],)) == before
 
     r = api.client.patch(url, headers=admin.headers, json={"amount": "50"})
     assert r.status_code == 200 and r.json()["status"] == "completed"
@@ -262,7 +262,7 @@ def test_delete_with_and_without_transactions(api: Api, admin: Account, alice: A
     empty = api.invoice(admin, alice, bob)
     assert api.client.delete(f"/invoices/{empty['id']}", headers=admin.headers
                              ).status_code == 204
-    assert api.db.scalar("SELECT count(*) FROM invoice WHERE id = %s", (empty["id"],)) == 0
+    assert api.db.scalar("SELECT count(*) FROM invoices WHERE id = %s", (empty["id"],)) == 0
     assert_problem(api.client.delete(f"/invoices/{empty['id']}", headers=admin.headers), 404)
 
     paid = api.invoice(admin, alice, bob)
@@ -278,11 +278,11 @@ def test_transactions_are_immutable_in_the_database(api: Api, admin: Account, al
 
     inv = api.invoice(admin, alice, bob)
     api.pay(admin, inv["id"], 10)
-    for sql in ("UPDATE invoice_transaction SET amount = 1", "DELETE FROM invoice_transaction"):
+    for sql in ("UPDATE invoice_transactions SET amount = 1", "DELETE FROM invoice_transactions"):
         with pytest.raises(psycopg2.Error):
             api.db.rows(sql)
     with pytest.raises(psycopg2.errors.CheckViolation):
-        api.db.rows("UPDATE invoice SET amount_recovered = amount + 1")
+        api.db.rows("UPDATE invoices SET amount_recovered = amount + 1")
 
 
 def test_refunds_through_the_api(api: Api, admin: Account, alice: Account,
@@ -328,7 +328,7 @@ def test_list_filters_and_keyset_pages(api: Api, admin: Account, alice: Account,
     by_receiver = api.client.get("/invoices", headers=admin.headers,
                                  params={"receiver_id": bob.id}).json()["data"]
     assert len(by_receiver) == 5
-    created = api.db.scalar("SELECT created_at FROM invoice WHERE id = %s", (ids[2],))
+    created = api.db.scalar("SELECT created_at FROM invoices WHERE id = %s", (ids[2],))
     after = api.client.get("/invoices", headers=admin.headers,
                            params={"created_after": created.isoformat()}).json()["data"]
     assert [i["id"] for i in after] == [other["id"], ids[4], ids[3]]
@@ -342,11 +342,11 @@ def test_list_filters_and_keyset_pages(api: Api, admin: Account, alice: Account,
 def test_list_uses_the_keyset_indexes(api: Api, admin: Account, alice: Account,
                                       bob: Account) -> None:
     api.db.rows(
-        "INSERT INTO invoice (id, payer_id, receiver_id, amount, currency, created_at) "
+        "INSERT INTO invoices (id, payer_id, receiver_id, amount, currency, created_at) "
         "SELECT gen_random_uuid(), %s, %s, 100, 'INR', now() - make_interval(secs => g) "
         "FROM generate_series(1, 20000) g", (alice.id, bob.id))
-    api.db.rows("ANALYZE invoice")
-    mid = api.db.one("SELECT created_at, id FROM invoice ORDER BY created_at DESC "
+    api.db.rows("ANALYZE invoices")
+    mid = api.db.one("SELECT created_at, id FROM invoices ORDER BY created_at DESC "
                      "OFFSET 15000 LIMIT 1")
     plans = {
         "first": ("ORDER BY i.created_at DESC, i.id DESC LIMIT 21", ()),
@@ -357,7 +357,7 @@ def test_list_uses_the_keyset_indexes(api: Api, admin: Account, alice: Account,
     }
     for name, (tail, params) in plans.items():
         plan = "\n".join(r["QUERY PLAN"] for r in api.db.rows(
-            "EXPLAIN SELECT i.id FROM invoice i " + tail, params))
+            "EXPLAIN SELECT i.id FROM invoices i " + tail, params))
         assert "Index" in plan and "Sort" not in plan, (name, plan)
     first = api.client.get("/invoices", headers=admin.headers, params={"limit": 50})
     assert len(first.json()["data"]) == 50
@@ -368,7 +368,7 @@ def test_reconcile_names_a_broken_invoice(api: Api, admin: Account, alice: Accou
     inv = api.invoice(admin, alice, bob)
     api.pay(admin, inv["id"], 10)
     assert_reconciles(api)
-    api.db.rows("UPDATE invoice SET amount_recovered = 999 WHERE id = %s", (inv["id"],))
+    api.db.rows("UPDATE invoices SET amount_recovered = 999 WHERE id = %s", (inv["id"],))
     result = api.reconcile()
     assert result.returncode == 1
     assert inv["id"] in result.stdout and "1 mismatch" in result.stdout
@@ -419,13 +419,13 @@ def test_idempotent_invoice_and_signup(api: Api, admin: Account, alice: Account,
     a = api.client.post("/invoices", headers=headers, json=body)
     b = api.client.post("/invoices", headers=headers, json=body)
     assert a.status_code == b.status_code == 201 and a.json() == b.json()
-    assert api.db.scalar("SELECT count(*) FROM invoice") == 1
+    assert api.db.scalar("SELECT count(*) FROM invoices") == 1
     user = {"username": "carol", "email": "c@example.com", "password": "password-123"}
     a = api.client.post("/users", json=user, headers={"Idempotency-Key": "u-1"})
     b = api.client.post("/users", json=user, headers={"Idempotency-Key": "u-1"})
     assert a.status_code == b.status_code == 201 and a.json() == b.json()
     stored = api.db.scalar("SELECT string_agg(fingerprint || response_body, '') "
-                           "FROM idempotency_key")
+                           "FROM replays")
     assert "password-123" not in stored
 
 

@@ -43,12 +43,12 @@ def test_metrics_count_requests_money_and_webhooks(api: Api, admin: Account, ali
                  status="409") == 1
     assert delta("http_request_duration_seconds_count", method="POST",
                  route="/invoice-transactions") == 3
-    assert delta("ledger_movements_total", kind="payment", currency="INR", source="api") == 1
-    assert delta("ledger_amount_minor_units_total", kind="payment", currency="INR",
+    assert delta("invoice_transactions_total", kind="payment", currency="INR", source="api") == 1
+    assert delta("invoice_transaction_amount_minor_units_total", kind="payment", currency="INR",
                  source="api") == 1234
-    assert delta("ledger_amount_minor_units_total", kind="refund", currency="INR",
+    assert delta("invoice_transaction_amount_minor_units_total", kind="refund", currency="INR",
                  source="api") == 200
-    assert delta("ledger_movements_total", kind="payment", currency="INR",
+    assert delta("invoice_transactions_total", kind="payment", currency="INR",
                  source="webhook") == 1
     assert delta("webhook_events_total", type="payment.succeeded", outcome="processed") == 1
     assert delta("webhook_events_total", type="payment.succeeded",

@@ -76,7 +76,7 @@ def assert_invariants(api: Api) -> None:
                                               AND t.status = 'succeeded'), 0) AS paid,
                COALESCE(sum(t.amount) FILTER (WHERE t.kind = 'refund'), 0) AS refunds,
                count(t.id) FILTER (WHERE t.currency <> i.currency) AS foreign_rows
-        FROM invoice i LEFT JOIN invoice_transaction t ON t.invoice_id = i.id
+        FROM invoices i LEFT JOIN invoice_transactions t ON t.invoice_id = i.id
         GROUP BY i.id""")
     for r in rows:
         assert r["amount_recovered"] == r["paid"], r
@@ -85,8 +85,8 @@ def assert_invariants(api: Api) -> None:
         assert r["status"] == status_of(r["amount_recovered"], r["amount_refunded"],
                                         r["amount"], r["last_attempt_failed"]), r
         assert r["foreign_rows"] == 0, r
-    orphans = api.db.scalar("SELECT count(*) FROM invoice_transaction t WHERE NOT EXISTS "
-                            "(SELECT 1 FROM invoice i WHERE i.id = t.invoice_id)")
+    orphans = api.db.scalar("SELECT count(*) FROM invoice_transactions t WHERE NOT EXISTS "
+                            "(SELECT 1 FROM invoices i WHERE i.id = t.invoice_id)")
     assert orphans == 0
     admins = api.db.scalar("SELECT count(*) FROM users WHERE role = 'admin' AND is_active")
     assert admins >= 1
@@ -211,7 +211,7 @@ def test_delete_races_the_first_payment(api: Api, racer: str, admin: Account, al
         assert_only(deletes, {(204, None), (409, "invoice_has_transactions")})
         assert_only(effects, allowed[name])
         for invoice_id, d, e in zip(invoices, deletes, effects, strict=True):
-            exists = api.db.scalar("SELECT count(*) FROM invoice WHERE id = %s", (invoice_id,))
+            exists = api.db.scalar("SELECT count(*) FROM invoices WHERE id = %s", (invoice_id,))
             assert (d.status_code == 204) == (exists == 0), (name, d.text, e.text)
             assert (d.status_code == 204) == (e.status_code == 404), (name, d.text, e.text)
     assert_invariants(api)
@@ -250,7 +250,7 @@ def test_stale_currency_is_never_used(api: Api, racer: str, admin: Account, alic
         webhook("payment/success", inv["id"], amount_paid="0.25") for _ in range(4)] + [
         webhook("payment/failure", inv["id"], amount="0.25") for _ in range(4)])
     assert [r.status_code for r in out] == [201] * 4 + [200] * 8, [r.text for r in out]
-    rows = api.db.rows("SELECT amount, currency FROM invoice_transaction")
+    rows = api.db.rows("SELECT amount, currency FROM invoice_transactions")
     assert {(r["amount"], r["currency"]) for r in rows} == {(50, "INR"), (25, "INR")}
     assert_invariants(api)
 

@@ -16,7 +16,7 @@ import httpx
 import psycopg2
 import pytest
 
-from app.db import connect_kwargs
+from app.db.location import connect_kwargs
 from tests.support import (
     Account,
     Api,
@@ -29,8 +29,7 @@ from tests.support import (
 
 pytestmark = pytest.mark.faults
 
-FAULT_ENV = {"DB_ACQUIRE_TIMEOUT": "2", "IDEMPOTENCY_LOCK_SECONDS": "2",
-             "DB_POOL_SIZE": "5"}
+FAULT_ENV = {"DB_ACQUIRE_TIMEOUT": "2", "DB_POOL_SIZE": "5"}
 
 
 @dataclass
@@ -190,7 +189,7 @@ def test_pool_exhausted_answers_503_quickly(api: Api, database_url: str, tmp_pat
         inv = api.invoice(admin, alice, bob, amount="1000")
         locker = psycopg2.connect(**connect_kwargs(database_url))
         with locker.cursor() as cur:  # hold the invoice's row lock: payments queue on it
-            cur.execute("SELECT 1 FROM invoice WHERE id = %s FOR UPDATE", (inv["id"],))
+            cur.execute("SELECT 1 FROM invoices WHERE id = %s FOR UPDATE", (inv["id"],))
             started = time.monotonic()
             request = ("POST", "/invoice-transactions", admin.headers,
                        {"invoice_id": inv["id"], "amount": "1", "payment_mode": "card"})
@@ -231,7 +230,7 @@ def test_deadlocks_and_serialization_failures_are_retried(
             END IF;
             RETURN NEW;
         END $$;
-        CREATE TRIGGER fault_inject BEFORE INSERT ON invoice_transaction
+        CREATE TRIGGER fault_inject BEFORE INSERT ON invoice_transactions
         FOR EACH ROW EXECUTE FUNCTION fault_inject();
     """)
     try:
@@ -241,7 +240,7 @@ def test_deadlocks_and_serialization_failures_are_retried(
             "invoice_id": inv["id"], "amount": "5", "payment_mode": "upi"})
         attempts = api.db.scalar("SELECT last_value FROM fault_seq")
     finally:
-        api.db.rows("DROP TRIGGER fault_inject ON invoice_transaction; "
+        api.db.rows("DROP TRIGGER fault_inject ON invoice_transactions; "
                     "DROP FUNCTION fault_inject(); DROP SEQUENCE fault_seq;")
     assert r.status_code == expected, r.text
     if expected == 201:

@@ -31,7 +31,7 @@ from tests.support import (
 INJECTIONS = [
     "' OR '1'='1",
     "'; DROP TABLE users; --",
-    '"); DELETE FROM invoice; --',
+    '"); DELETE FROM invoices; --',
     "1; SELECT pg_sleep(5)",
     "$1 %s %% {}",
     "<script>alert(1)</script>",
@@ -69,14 +69,14 @@ def test_injection_strings_are_data(api: Api, admin: Account, alice: Account, bo
 
     inv = api.invoice(admin, alice, bob, description=text)
     assert inv["description"] == text.strip()
-    stored = api.db.scalar("SELECT description FROM invoice WHERE id = %s", (inv["id"],))
+    stored = api.db.scalar("SELECT description FROM invoices WHERE id = %s", (inv["id"],))
     assert stored == text.strip()
     r = api.pay(admin, inv["id"], "1", payment_mode=text[:50], reference=text)
     assert r.status_code == 201, r.text
     assert r.json()["reference"] == text.strip()
     event = {"id": text, "invoice_id": inv["id"], "amount_paid": "1", "reference": text}
     assert deliver(api, "payment/success", event).status_code == 200
-    assert api.db.scalar("SELECT count(*) FROM webhook_event WHERE id = %s",
+    assert api.db.scalar("SELECT count(*) FROM replays WHERE scope = 'webhook' AND key = %s",
                          (text.strip(),)) == 1
 
     for params in ({"status": text}, {"cursor": text}, {"payer_id": text},
@@ -148,7 +148,7 @@ def test_login_timing_does_not_reveal_accounts(api: Api, alice: Account) -> None
 
     known, unknown = [], []
     for i in range(7):
-        api.db.rows("DELETE FROM login_throttle")
+        api.db.rows("DELETE FROM login_throttles")
         known.append(timed("alice"))
         unknown.append(timed(f"nobody-{i}"))
     ratio = statistics.median(unknown) / statistics.median(known)

@@ -102,7 +102,7 @@ def test_login_is_throttled_whatever_the_spelling(api: Api, alice: Account) -> N
     r = api.client.post("/login", data={"username": "aLiCe", "password": PASSWORD})
     assert_problem(r, 429, "too_many_attempts")
     assert int(r.headers["retry-after"]) > 0
-    api.db.rows("UPDATE login_throttle SET locked_until = now() - interval '1 second'")
+    api.db.rows("UPDATE login_throttles SET locked_until = now() - interval '1 second'")
     assert api.client.post("/login", data={"username": "alice", "password": PASSWORD}
                            ).status_code == 200
 

@@ -40,7 +40,7 @@ def test_success_event_records_a_webhook_payment(api: Api, admin: Account, alice
     tx = body["transaction"]
     assert tx["source"] == "webhook" and tx["event_id"] == event["id"]
     assert tx["amount"] == "60.50" and tx["reference"] == "pay_123"
-    row = api.db.one("SELECT source, event_id, amount FROM invoice_transaction")
+    row = api.db.one("SELECT source, event_id, amount FROM invoice_transactions")
     assert row == {"source": "webhook", "event_id": event["id"], "amount": 6050}
 
     again = deliver(api, "payment/success", event)
@@ -75,7 +75,7 @@ def test_signatures(api: Api, admin: Account, alice: Account, bob: Account) -> N
         assert_problem(r, 401, "invalid_signature")
         assert r.status_code == 401, name
     assert ledger_sums(api, inv["id"]) == (0, 0, 0)
-    assert api.db.scalar("SELECT count(*) FROM webhook_event") == 0
+    assert api.db.scalar("SELECT count(*) FROM replays") == 0
 
     # Rotation: the previous secret still works, and one matching v1 among several is enough.
     rotated = payload()

@@ -1,29 +1,36 @@
--- POST /webhooks/payment/success with a new event id: the statements
--- app/services/webhooks.py _process() runs for payment_succeeded(), in one transaction:
--- claim the event id, then move_money() (the MOVE_MONEY_SQL statement) and load_invoice()
--- (no savepoint: the effect refuses before it writes), then store the response for replays.
--- A random one of invoices 1..:n_invoices; a stored response body of the API's size.
+-- POST /webhooks/payment/success with a new event id: the statements the API runs for it
+-- (app/webhooks/service.py apply(), app/http/replay.py once()), in one transaction: claim
+-- the event id, record the payment (RECORD_TRANSACTION), read the invoice, store the answer
+-- for replays. A random one of invoices 1..:n_invoices; a stored answer of the API's size.
 \set n random(1, :n_invoices)
 \set r random(1, 1000000000000)
 BEGIN;
-INSERT INTO webhook_event (id, event_type, fingerprint, created_at)
-VALUES ('evt_pgbench_' || :client_id::text || '_' || :r::text, 'payment.succeeded',
-        md5(:r::text) || md5(:n::text), now())
-ON CONFLICT (id) DO NOTHING RETURNING 1;
-{{MOVE_MONEY_SQL
-$1 = ('00000000-0000-4000-8000-' || lpad(:n::text, 12, '0'))::uuid
-$2 = gen_random_uuid()
-$3 = 1.00
-$4 = 'payment'
-$5 = 'pgbench'
-$6 = now()
-$7 = :ref::text
-$8 = 'webhook'
-$9 = 'evt_pgbench_' || :client_id::text || '_' || :r::text
-$10 = now()
+{{REPLAY_CLAIM
+scope = 'webhook'
+key = 'evt_pgbench_' || :client_id::text || '_' || :r::text
+fingerprint = md5(:r::text) || md5(:n::text)
+now = now()
+expires_at = NULL::timestamptz
+wait = true
+}};
+{{RECORD_TRANSACTION
+invoice_id = ('00000000-0000-4000-8000-' || lpad(:n::text, 12, '0'))::uuid
+id = gen_random_uuid()
+amount = 1.00
+kind = 'payment'
+payment_mode = 'pgbench'
+payment_date = now()
+reference = :ref::text
+source = 'webhook'
+event_id = 'evt_pgbench_' || :client_id::text || '_' || :r::text
+created_at = now()
 }};
 {{SELECT_INVOICE}}
 WHERE i.id = ('00000000-0000-4000-8000-' || lpad(:n::text, 12, '0'))::uuid;
-UPDATE webhook_event SET response_status = 200, response_body = repeat('x', 1400)
-WHERE id = 'evt_pgbench_' || :client_id::text || '_' || :r::text;
+{{REPLAY_STORE
+scope = 'webhook'
+key = 'evt_pgbench_' || :client_id::text || '_' || :r::text
+status = 200
+body = repeat('x', 1400)
+}};
 COMMIT;

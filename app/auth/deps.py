@@ -1,0 +1,88 @@
+"""Who is calling, as FastAPI dependencies, and the access rules routers apply."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+
+from app.auth import service
+from app.auth.passwords import PasswordHasher
+from app.auth.tokens import TokenClaims, TokenCodec
+from app.db.models import User
+from app.errors import Forbidden, NotAuthenticated
+from app.http.deps import Work
+
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="login", auto_error=False)
+
+
+def _tokens(request: Request) -> TokenCodec:
+    return request.app.state.tokens
+
+
+def _hasher(request: Request) -> PasswordHasher:
+    return request.app.state.hasher
+
+
+Tokens = Annotated[TokenCodec, Depends(_tokens)]
+Hasher = Annotated[PasswordHasher, Depends(_hasher)]
+
+
+@dataclass(frozen=True)
+class Principal:
+    user: User
+    claims: TokenClaims
+
+    @property
+    def id(self) -> uuid.UUID:
+        return self.user.id
+
+    @property
+    def is_admin(self) -> bool:
+        return self.user.role == "admin"
+
+
+async def _principal(request: Request, token: str | None, tokens: TokenCodec) -> Principal:
+    if not token:
+        raise NotAuthenticated()
+    user, claims = await service.authenticate(token=token, tokens=tokens)
+    request.scope.setdefault("state", {})["user_id"] = str(user.id)  # for the access log
+    return Principal(user=user, claims=claims)
+
+
+async def current_user(request: Request, token: Annotated[str | None, Depends(oauth2_scheme)],
+                       tokens: Tokens, work: Work) -> Principal:
+    return await _principal(request, token, tokens)
+
+
+async def optional_user(request: Request, token: Annotated[str | None, Depends(oauth2_scheme)],
+                        tokens: Tokens, work: Work) -> Principal | None:
+    """None when no token is sent; a sent token must still be valid."""
+    if request.headers.get("authorization") is None:
+        return None
+    return await _principal(request, token, tokens)
+
+
+async def admin_user(principal: Annotated[Principal, Depends(current_user)]) -> Principal:
+    if not principal.is_admin:
+        raise Forbidden("this needs an admin account")
+    return principal
+
+
+CurrentUser = Annotated[Principal, Depends(current_user)]
+OptionalUser = Annotated[Principal | None, Depends(optional_user)]
+AdminUser = Annotated[Principal, Depends(admin_user)]
+
+
+def ensure_admin_or_self(principal: Principal, user_id: uuid.UUID) -> None:
+    if not principal.is_admin and principal.id != user_id:
+        raise Forbidden("you may only see or change your own account")
+
+
+def ensure_can_see_invoice(principal: Principal, payer_id: uuid.UUID,
+                           receiver_id: uuid.UUID) -> None:
+    if not principal.is_admin and principal.id not in (payer_id, receiver_id):
+        raise Forbidden("only an admin, the payer or the receiver may see this invoice")

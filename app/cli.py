@@ -1,0 +1,169 @@
+"""Command line: python -m app {serve,migrate,create-admin,reconcile,sign-webhook}."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from app.config import ConfigError, Settings, get_settings
+
+
+def _url(settings: Settings) -> str:
+    from app.db.location import database_url
+
+    return database_url(settings)
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from app.db.migrations import migrate
+
+    applied = migrate(_url(settings))
+    print("applied: " + ", ".join(applied) if applied else "database is up to date")
+    return 0
+
+
+def create_admin(settings: Settings, url: str, *, username: str, email: str,
+                 password: str) -> str:
+    """Make an admin account directly in the database; its id. For the CLI and for tests
+    that need a first admin."""
+    from app.auth.passwords import PasswordHasher
+    from app.db.location import sync_database
+    from app.users.schemas import UserCreate
+
+    data = UserCreate(username=username, email=email, password=password, role="admin")
+    database = sync_database(url)
+    with database.connection_context():
+        taken = database.execute_sql(
+            "SELECT 1 FROM users WHERE lower(username) = lower(%s) OR email = %s",
+            (data.username, data.email)).fetchone()
+        if taken:
+            raise SystemExit(f"a user with username {data.username!r} or email {data.email!r} "
+                             "already exists")
+        user_id = uuid.uuid4()
+        database.execute_sql(
+            "INSERT INTO users (id, username, email, password_hash, role) "
+            "VALUES (%s, %s, %s, %s, 'admin')",
+            (str(user_id), data.username, data.email,
+             PasswordHasher(settings).hash_now(data.password)))
+    return str(user_id)
+
+
+def cmd_create_admin(args: argparse.Namespace, settings: Settings) -> int:
+    from pydantic import ValidationError
+
+    from app.db.migrations import migrate
+
+    url = _url(settings)
+    migrate(url)
+    try:
+        user_id = create_admin(settings, url, username=args.username, email=args.email,
+                               password=args.password)
+    except ValidationError as exc:
+        for err in exc.errors():
+            print(f"{'.'.join(map(str, err['loc']))}: {err['msg']}", file=sys.stderr)
+        return 2
+    print(f"admin {args.username} created (id {user_id}); log in with POST /login")
+    return 0
+
+
+def _has_admin(url: str) -> bool:
+    from app.db.location import sync_database
+
+    database = sync_database(url)
+    with database.connection_context():
+        return database.execute_sql(
+            "SELECT 1 FROM users WHERE role = 'admin' AND is_active").fetchone() is not None
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from app.db.migrations import migrate
+
+    s = settings
+    url = _url(s)
+    migrate(url)
+    if not _has_admin(url):
+        if s.admin_username and s.admin_email and s.admin_password:
+            create_admin(s, url, username=s.admin_username, email=s.admin_email,
+                         password=s.admin_password)
+            print(f"created the first admin, {s.admin_username}")
+        else:
+            print("No admin yet. Make one with:\n  .venv/bin/python -m app create-admin "
+                  "--username admin --email admin@example.com --password 'a-long-password'\n"
+                  "(or set ADMIN_USERNAME, ADMIN_EMAIL and ADMIN_PASSWORD before `make run`)")
+    host, port = args.host or s.host, args.port or s.port
+    print(f"Payment App on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=args.workers or s.workers,
+        server_header=False,
+        log_config=None,
+        access_log=False,
+    )
+    return 0
+
+
+def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
+    from app.db.location import sync_database
+    from app.ledger.reconcile import find_mismatches
+
+    database = sync_database(_url(settings))
+    with database.connection_context():
+        checked, mismatches = find_mismatches(database)
+    for m in mismatches:
+        print(f"MISMATCH invoice {m.invoice_id}: {m.problem}")
+    print(f"checked {checked} invoices: {len(mismatches)} mismatch(es)")
+    return 1 if mismatches else 0
+
+
+def cmd_sign_webhook(args: argparse.Namespace, settings: Settings) -> int:
+    from app.webhooks.signature import signature_header
+
+    body = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    secret = args.secret or settings.resolved_webhook_secrets()[0]
+    print(signature_header(body, secret, timestamp=args.timestamp or int(time.time())))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="migrate, then serve the API with uvicorn")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int)
+    serve.set_defaults(fn=cmd_serve)
+
+    sub.add_parser("migrate", help="apply pending migrations").set_defaults(fn=cmd_migrate)
+
+    admin = sub.add_parser("create-admin", help="create an admin account")
+    admin.add_argument("--username", required=True)
+    admin.add_argument("--email", required=True)
+    admin.add_argument("--password", required=True)
+    admin.set_defaults(fn=cmd_create_admin)
+
+    sub.add_parser("reconcile", help="check every invoice against its ledger; exit 1 on "
+                   "any mismatch").set_defaults(fn=cmd_reconcile)
+
+    sign = sub.add_parser("sign-webhook", help="print the X-Signature header for a body file")
+    sign.add_argument("file", help="the exact body bytes to send ('-' for stdin)")
+    sign.add_argument("--secret", help="defaults to the first WEBHOOK_SECRET")
+    sign.add_argument("--timestamp", type=int, help="unix seconds (default: now)")
+    sign.set_defaults(fn=cmd_sign_webhook)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        return args.fn(args, get_settings())
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2

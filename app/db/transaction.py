@@ -1,0 +1,72 @@
+"""The unit of work: a request's database work, opened once at the edge.
+
+A router takes `Work` (app/http/deps.py); its statements share one pooled connection, which
+goes back to the pool when the request ends, whatever happened. A write runs in
+`work.transaction(fn)`: one transaction, run again (a bounded number of times) when
+PostgreSQL reports a deadlock or a serialization failure. Services never open, commit or
+retry transactions; they run their statements and raise domain errors.
+
+The one exception is `work.autocommit(fn)`: the ledger statement of a payment without an
+Idempotency-Key runs on its own, so that the invoice's row lock lasts exactly one round
+trip (app/ledger/router.py says why). It has the same retry policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
+import peewee
+
+from app.db.connection import db
+from app.db.failures import retryable, sqlstate
+
+log = logging.getLogger("app.db")
+T = TypeVar("T")
+
+ATTEMPTS = 3
+
+
+class UnitOfWork:
+    async def transaction(self, work: Callable[[], Awaitable[T]]) -> T:
+        return await _retrying(work, atomic=True)
+
+    async def autocommit(self, work: Callable[[], Awaitable[T]]) -> T:
+        return await _retrying(work, atomic=False)
+
+    async def release(self) -> None:
+        if not db.is_closed() and not db.in_transaction():
+            try:
+                await db.aclose()
+            except Exception:
+                log.debug("releasing the request's connection", exc_info=True)
+
+
+async def unit_of_work() -> AsyncIterator[UnitOfWork]:
+    """One per request (a FastAPI dependency with teardown)."""
+    work = UnitOfWork()
+    try:
+        yield work
+    finally:
+        await work.release()
+
+
+async def _retrying(work: Callable[[], Awaitable[T]], *, atomic: bool) -> T:
+    if db.in_transaction():
+        raise RuntimeError("a unit of work is already open: open one per request, at the edge")
+    for attempt in range(ATTEMPTS):
+        try:
+            if not atomic:
+                return await work()
+            async with db.atomic():
+                return await work()
+        except peewee.DatabaseError as exc:
+            if not retryable(exc) or attempt == ATTEMPTS - 1:
+                raise
+            log.info("transaction retried", extra={"sqlstate": sqlstate(exc),
+                                                   "attempt": attempt + 1})
+            await asyncio.sleep(0.005 * 2**attempt + random.random() * 0.005)  # noqa: S311
+    raise AssertionError("unreachable")  # pragma: no cover

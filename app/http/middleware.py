@@ -1,0 +1,133 @@
+"""Plain ASGI middleware (no BaseHTTPMiddleware: peewee's async connections follow the task).
+
+One pass per request: a request id in and out, trailing-slash paths routed like their
+no-slash twins, HEAD answered as GET without the body, a cap on body size, security
+headers, metrics and one JSON access-log line. It never touches the database: the unit of
+work (app/db/transaction.py) gives the request's connection back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.http.problems import PROBLEM_JSON, problem_body
+from app.ops import metrics
+
+access_log = logging.getLogger("app.access")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class BodyTooLarge(HTTPException):
+    """An HTTPException so FastAPI's body reader lets it through to the error handler."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body is larger than {limit} bytes")
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        started = time.perf_counter()
+        headers = dict(scope.get("headers") or [])
+        sent_id = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = sent_id if _REQUEST_ID.match(sent_id) else uuid.uuid4().hex
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+
+        method = scope["method"]
+        path = scope["path"]
+        if len(path) > 1 and path.endswith("/"):
+            scope = dict(scope, path=path.rstrip("/") or "/",
+                         raw_path=(scope.get("raw_path") or b"").rstrip(b"/") or b"/")
+        if method == "HEAD":  # every GET route answers HEAD (RFC 9110); routes know GET only
+            scope = dict(scope, method="GET")
+
+        status_holder: dict[str, Any] = {"status": 500}
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                out = [(k, v) for k, v in message.get("headers", [])
+                       if k.lower() not in (b"x-request-id", b"server")]
+                out.append((b"x-request-id", request_id.encode()))
+                out.append((b"x-content-type-options", b"nosniff"))
+                out.append((b"referrer-policy", b"no-referrer"))
+                if not any(k.lower() == b"cache-control" for k, _ in out):
+                    out.append((b"cache-control", b"no-store"))
+                message = dict(message, headers=out)
+            elif method == "HEAD" and message["type"] == "http.response.body":
+                message = dict(message, body=b"")
+            await send(message)
+
+        try:
+            declared = int(headers.get(b"content-length", b"0") or 0)
+        except ValueError:
+            declared = 0
+        try:
+            if declared > self.max_body_bytes:
+                raise BodyTooLarge(self.max_body_bytes)
+            await self.app(scope, self._limited(receive), send_wrapper)
+        except BodyTooLarge:
+            await self._too_large(send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - started
+            duration_ms = round(elapsed * 1000, 2)
+            route = scope.get("route")
+            route_path = getattr(route, "path", None) or "unmatched"
+            metrics.record_request(method, route_path, status_holder["status"], elapsed)
+            access_log.info(
+                "request",
+                extra={
+                    "request_id": request_id,
+                    "method": method,
+                    "path": scope["path"],
+                    "route": route_path,
+                    "status": status_holder["status"],
+                    "duration_ms": duration_ms,
+                    "user_id": state.get("user_id"),
+                },
+            )
+
+    def _limited(self, receive: Receive) -> Receive:
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise BodyTooLarge(self.max_body_bytes)
+            return message
+
+        return limited_receive
+
+    async def _too_large(self, send: Send) -> None:
+        body = json.dumps(problem_body(
+            413, "payload_too_large",
+            f"request body is larger than {self.max_body_bytes} bytes")).encode()
+        try:
+            await send({"type": "http.response.start", "status": 413, "headers": [
+                (b"content-type", PROBLEM_JSON.encode()),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ]})
+            await send({"type": "http.response.body", "body": body})
+        except Exception:
+            pass

@@ -1,0 +1,123 @@
+"""Claim once, run, store, replay: one mechanism for Idempotency-Key and provider event ids.
+
+Everything happens inside the caller's one transaction: the key is claimed with
+`INSERT ... ON CONFLICT`, the work runs, and its answer (a refusal too) is stored in the
+same transaction. So a stored answer always belongs to a committed effect, and a request
+that dies half-way leaves nothing behind: its rollback frees the key for the retry.
+
+A copy that arrives while the first is still running either waits for it and then replays
+its answer (`wait=True`: provider events, whose retries should simply succeed), or is told
+at once that the key is busy (`wait=False`: Idempotency-Key, as the contract says). The
+second needs a transaction-level advisory lock on the key: whoever holds it is the only
+one that may be inserting that key, so the claim never waits on anyone.
+
+Every effect run here either refuses before it writes or writes with `ON CONFLICT DO
+NOTHING`, so a refusal leaves the transaction usable and is stored like an answer.
+Answers with a 5xx status are never stored: those errors propagate and roll back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel
+
+from app.db.connection import db
+from app.db.models import utcnow
+from app.db.sql import Statement
+from app.errors import DomainError
+from app.http.problems import problem_of
+
+# Rows moved from the tables this one replaced keep the old fingerprints, which cannot be
+# recomputed; such a row is replayed for any body with its key.
+LEGACY = "legacy:"
+
+CLAIM = Statement("""
+INSERT INTO replays AS r (scope, key, fingerprint, created_at, expires_at)
+SELECT :scope, :key, :fingerprint, :now, :expires_at
+WHERE CASE WHEN :wait THEN true
+           ELSE pg_try_advisory_xact_lock(hashtextextended(:scope || ' ' || :key, 0)) END
+ON CONFLICT (scope, key) DO UPDATE
+    SET fingerprint = EXCLUDED.fingerprint, response_status = NULL, response_body = NULL,
+        created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
+    WHERE r.expires_at <= EXCLUDED.created_at
+RETURNING 1
+""")
+_STORED_ANSWER = Statement("""
+SELECT fingerprint, response_status, response_body FROM replays
+WHERE scope = :scope AND key = :key
+""")
+STORE = Statement("""
+UPDATE replays SET response_status = :status, response_body = :body
+WHERE scope = :scope AND key = :key
+""")
+_PURGE = Statement("DELETE FROM replays WHERE expires_at < :now")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class Claim:
+    scope: str  # whose keys these are: "idempotency:<caller>", "webhook"
+    key: str
+    fingerprint: str
+    wait: bool  # a copy in flight: wait for it, or refuse at once
+    ttl: timedelta | None  # None: kept for good
+    reused: Callable[[], DomainError]  # the key came with another request
+    busy: Callable[[], DomainError]  # the first request with the key is still running
+
+
+def fingerprint(secret: str, what: str, data: Any) -> str:
+    """Keyed, so a stored fingerprint says nothing about the body (a password in a sign-up)."""
+    canonical = json.dumps(data, sort_keys=True, default=str)
+    return hmac.new(secret.encode(), f"{what}\n{canonical}".encode(), hashlib.sha256).hexdigest()
+
+
+async def once(claim: Claim, *, status: int,
+               run: Callable[[], Awaitable[BaseModel]]) -> Outcome:
+    """Run `run` at most once per (scope, key) and keep its answer; or replay the answer."""
+    now = utcnow()
+    expires = now + claim.ttl if claim.ttl is not None else None
+    claimed = (await db.aexecute_sql(CLAIM.text, CLAIM.params(
+        scope=claim.scope, key=claim.key, fingerprint=claim.fingerprint, now=now,
+        expires_at=expires, wait=claim.wait))).fetchone()
+    if claimed is None:
+        return await _replay(claim)
+    try:
+        outcome = Outcome(status, (await run()).model_dump(mode="json"))
+    except DomainError as error:
+        refused, body, _ = problem_of(error)
+        if refused >= 500:
+            raise
+        outcome = Outcome(refused, body)
+    await db.aexecute_sql(STORE.text, STORE.params(
+        scope=claim.scope, key=claim.key, status=outcome.status,
+        body=json.dumps(outcome.body)))
+    return outcome
+
+
+async def _replay(claim: Claim) -> Outcome:
+    row = (await db.aexecute_sql(_STORED_ANSWER.text, _STORED_ANSWER.params(
+        scope=claim.scope, key=claim.key))).fetchone()
+    if row is None or row["response_status"] is None:
+        raise claim.busy()
+    stored = row["fingerprint"]
+    if not stored.startswith(LEGACY) and not hmac.compare_digest(stored, claim.fingerprint):
+        raise claim.reused()
+    return Outcome(row["response_status"], json.loads(row["response_body"]), replayed=True)
+
+
+async def purge_expired(now: datetime | None = None) -> int:
+    cursor = await db.aexecute_sql(_PURGE.text, _PURGE.params(now=now or utcnow()))
+    return cursor.rowcount

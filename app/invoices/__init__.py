@@ -1,0 +1,1 @@
+"""Invoices between a payer and a receiver: creation, reads, lists, changes, deletion."""

@@ -1,0 +1,69 @@
+"""The invoices domain's SQL."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from peewee import SQL, fn
+
+from app.db.connection import db
+from app.db.models import Invoice, InvoiceTransaction, User
+from app.db.sql import Statement
+
+# An invoice with its parties' names. Written out: it is the whole of GET /invoices/{id}
+# and of every list page (docs/PERFORMANCE.md, "GET /invoices/{id}" and "list" scenarios).
+SELECT_INVOICE = """
+SELECT i.id, i.payer_id, i.receiver_id, i.amount, i.currency, i.description, i.due_date,
+       i.status, i.amount_recovered, i.amount_refunded, i.created_at, i.updated_at,
+       p.username AS payer_username, p.email AS payer_email,
+       r.username AS receiver_username, r.email AS receiver_email
+FROM invoices i
+JOIN users p ON p.id = i.payer_id
+JOIN users r ON r.id = i.receiver_id
+"""
+_ONE = Statement(SELECT_INVOICE + " WHERE i.id = :id")
+
+
+async def one(invoice_id: uuid.UUID) -> Any | None:
+    return (await db.aexecute_sql(_ONE.text, _ONE.params(id=invoice_id))).fetchone()
+
+
+async def page(limit: int, after: tuple[datetime, uuid.UUID] | None,
+               filters: dict[str, Any]) -> list[Any]:
+    """Newest first, `limit + 1` rows; `filters` maps column conditions to values."""
+    where = [f"{condition} %s" for condition in filters]
+    params = list(filters.values())
+    if after is not None:
+        where.append("(i.created_at, i.id) < (%s, %s)")
+        params.extend(after)
+    sql = SELECT_INVOICE + (" WHERE " + " AND ".join(where) if where else "") + \
+        " ORDER BY i.created_at DESC, i.id DESC LIMIT %s"
+    return (await db.aexecute_sql(sql, (*params, limit + 1))).fetchall()
+
+
+async def active_by_id(user_ids: list[uuid.UUID]) -> dict[uuid.UUID, bool]:
+    rows = await db.list(User.select(User.id, User.is_active).where(User.id.in_(user_ids)))
+    return {user.id: user.is_active for user in rows}
+
+
+async def insert(values: dict[str, Any]) -> None:
+    await Invoice.insert(**values).aexecute()
+
+
+async def lock(invoice_id: uuid.UUID) -> bool:
+    rows = await db.list(Invoice.select(Invoice.id).where(Invoice.id == invoice_id)
+                         .for_update())
+    return bool(rows)
+
+
+async def update(invoice_id: uuid.UUID, values: dict[str, Any]) -> None:
+    await Invoice.update(**values).where(Invoice.id == invoice_id).aexecute()
+
+
+async def delete_if_no_transactions(invoice_id: uuid.UUID) -> bool:
+    has_rows = InvoiceTransaction.select(SQL("1")).where(InvoiceTransaction.invoice == invoice_id)
+    deleted = await Invoice.delete().where(
+        (Invoice.id == invoice_id) & ~fn.EXISTS(has_rows)).aexecute()
+    return bool(deleted)

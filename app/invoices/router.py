@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import Query, Response
+
+from app.auth.deps import AdminUser, CurrentUser, ensure_can_see_invoice
+from app.http import idempotency
+from app.http.deps import AppSettings, Work
+from app.http.fields import InTimestamp
+from app.http.jsonbody import make_router
+from app.http.params import Cursor, IdempotencyKey, Limit
+from app.http.problems import ADMIN, problems
+from app.http.responses import json_response
+from app.invoices import service
+from app.invoices.schemas import InvoiceCreate, InvoiceOut, InvoiceStatus, InvoiceUpdate
+from app.pagination import DEFAULT_LIMIT, Page
+
+router = make_router(prefix="/invoices", tags=["invoices"])
+
+
+@router.post("", status_code=201, response_model=InvoiceOut, summary="Create an invoice (admin)",
+             responses=problems(ADMIN, {409: ["idempotency_key_in_use"], 422: [
+                 "validation_error", "read_only_field", "invalid_party",
+                 "idempotency_key_reused"]}, body=True))
+async def create_invoice(body: InvoiceCreate, admin: AdminUser, work: Work,
+                         settings: AppSettings,
+                         idempotency_key: IdempotencyKey = None) -> Response:
+    return await idempotency.created(
+        work, settings, key=idempotency_key, caller=admin, route="POST /invoices", body=body,
+        run=lambda: service.create_invoice(data=body,
+                                           default_currency=settings.default_currency))
+
+
+@router.get("", response_model=Page[InvoiceOut], summary="List invoices, newest first (admin)",
+            responses=problems(ADMIN, {422: ["validation_error", "invalid_cursor"]}))
+async def list_invoices(
+    admin: AdminUser,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+    status: Annotated[InvoiceStatus | None, Query()] = None,
+    payer_id: Annotated[uuid.UUID | None, Query()] = None,
+    receiver_id: Annotated[uuid.UUID | None, Query()] = None,
+    created_after: Annotated[InTimestamp | None, Query()] = None,
+    created_before: Annotated[InTimestamp | None, Query()] = None,
+) -> Response:
+    return json_response(await service.list_invoices(
+        limit=limit, cursor=cursor, status=status, payer_id=payer_id, receiver_id=receiver_id,
+        created_after=created_after, created_before=created_before))
+
+
+@router.get("/{invoice_id}", response_model=InvoiceOut,
+            summary="One invoice (admin, its payer or its receiver)",
+            responses=problems(ADMIN, {404: ["invoice_not_found"], 422: ["validation_error"]}))
+async def get_invoice(invoice_id: uuid.UUID, viewer: CurrentUser) -> Response:
+    invoice = await service.get_invoice(invoice_id=invoice_id)
+    ensure_can_see_invoice(viewer, invoice.payer_id, invoice.receiver_id)
+    return json_response(invoice)
+
+
+_UPDATE_ERRORS = problems(ADMIN, {
+    404: ["invoice_not_found"], 409: ["amount_below_paid", "money_has_moved"],
+    422: ["validation_error", "read_only_field", "invalid_party"]}, body=True)
+
+
+@router.put("/{invoice_id}", response_model=InvoiceOut, summary="Change an invoice (admin)",
+            responses=_UPDATE_ERRORS)
+@router.patch("/{invoice_id}", response_model=InvoiceOut, summary="Change an invoice (admin)",
+              responses=_UPDATE_ERRORS)
+async def update_invoice(invoice_id: uuid.UUID, body: InvoiceUpdate, admin: AdminUser,
+                         work: Work) -> Response:
+    return json_response(await work.transaction(
+        lambda: service.update_invoice(invoice_id=invoice_id, data=body)))
+
+
+@router.delete("/{invoice_id}", status_code=204,
+               summary="Delete an invoice that has no transactions (admin)",
+               responses=problems(ADMIN, {404: ["invoice_not_found"],
+                                          409: ["invoice_has_transactions"],
+                                          422: ["validation_error"]}))
+async def delete_invoice(invoice_id: uuid.UUID, admin: AdminUser, work: Work) -> Response:
+    await work.transaction(lambda: service.delete_invoice(invoice_id=invoice_id))
+    return Response(status_code=204)

@@ -1,0 +1,98 @@
+"""The ledger's SQL. The two statements that move money are written out: they are the whole
+database cost of a payment and of a provider event, and bench/ runs them under pgbench
+as they are here (docs/PERFORMANCE.md, the payment and webhook scenarios)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import peewee
+
+from app.db.connection import db
+from app.db.models import Invoice, InvoiceTransaction
+from app.db.sql import Statement
+
+# A payment or a refund: the invoice row is updated only if the rule allows, and the ledger
+# row is inserted only if it was (app/ledger/service.py explains why this shape is right
+# under READ COMMITTED). `amount` is an exact decimal; the minor units come from the
+# currency joined to the row version being updated.
+RECORD_TRANSACTION = Statement("""
+WITH moved AS (
+    UPDATE invoices i SET
+        amount_recovered = i.amount_recovered + CASE WHEN :kind = 'payment'
+            THEN to_minor_units(:amount, c.exponent) ELSE 0 END,
+        amount_refunded = i.amount_refunded + CASE WHEN :kind = 'refund'
+            THEN to_minor_units(:amount, c.exponent) ELSE 0 END,
+        last_attempt_failed = i.last_attempt_failed AND :kind <> 'payment',
+        updated_at = :created_at
+    FROM currencies c
+    WHERE i.id = :invoice_id AND c.code = i.currency
+      AND to_minor_units(:amount, c.exponent) <= CASE WHEN :kind = 'payment'
+          THEN i.amount - i.amount_recovered ELSE i.amount_recovered - i.amount_refunded END
+    RETURNING i.id, i.currency, to_minor_units(:amount, c.exponent) AS amount
+)
+INSERT INTO invoice_transactions (id, invoice_id, kind, status, amount, currency,
+    payment_mode, payment_date, reference, source, event_id, created_at)
+SELECT :id, moved.id, :kind, 'succeeded', moved.amount, moved.currency, :payment_mode,
+       :payment_date, :reference, :source, :event_id, :created_at
+FROM moved
+RETURNING amount, currency
+""")
+
+# A payment attempt the provider reports as failed: marked on the invoice, recorded, no
+# money moves. Its amount, if given, must fit the invoice's currency.
+RECORD_FAILED_ATTEMPT = Statement("""
+WITH attempt AS (
+    UPDATE invoices i SET last_attempt_failed = true, updated_at = :created_at
+    FROM currencies c
+    WHERE i.id = :invoice_id AND c.code = i.currency
+      AND (:amount::numeric IS NULL OR to_minor_units(:amount, c.exponent) IS NOT NULL)
+    RETURNING i.id, i.currency, COALESCE(to_minor_units(:amount, c.exponent), 0) AS amount
+)
+INSERT INTO invoice_transactions (id, invoice_id, kind, status, amount, currency,
+    payment_mode, payment_date, reference, source, event_id, created_at)
+SELECT :id, attempt.id, 'payment', 'failed', attempt.amount, attempt.currency, :payment_mode,
+       :created_at, :reference, 'webhook', :event_id, :created_at
+FROM attempt
+RETURNING amount, currency
+""")
+
+
+# Every column, the foreign key under its column name (as the raw statements return it).
+_COLUMNS = [field.alias("invoice_id") if field is InvoiceTransaction.invoice else field
+            for field in InvoiceTransaction._meta.sorted_fields]
+
+
+async def run(statement: Statement, values: dict[str, Any]) -> Any | None:
+    return (await db.aexecute_sql(statement.text, statement.params(values))).fetchone()
+
+
+async def sums(invoice_id: uuid.UUID) -> dict[str, Any] | None:
+    rows = await db.list(Invoice.select(
+        Invoice.amount, Invoice.amount_recovered, Invoice.amount_refunded,
+        Invoice.currency).where(Invoice.id == invoice_id).dicts())
+    return rows[0] if rows else None
+
+
+async def one(transaction_id: uuid.UUID) -> dict[str, Any] | None:
+    rows = await db.list(InvoiceTransaction.select(*_COLUMNS).where(
+        InvoiceTransaction.id == transaction_id).dicts())
+    return rows[0] if rows else None
+
+
+async def page(invoice_id: uuid.UUID, limit: int,
+               after: tuple[datetime, uuid.UUID] | None) -> list[dict[str, Any]]:
+    """Oldest first, `limit + 1` rows."""
+    query = InvoiceTransaction.select(*_COLUMNS).where(
+        InvoiceTransaction.invoice == invoice_id)
+    if after is not None:
+        query = query.where(peewee.Tuple(InvoiceTransaction.created_at,
+                                         InvoiceTransaction.id) > after)
+    query = query.order_by(InvoiceTransaction.created_at, InvoiceTransaction.id)
+    return await db.list(query.limit(limit + 1).dicts())
+
+
+async def invoice_exists(invoice_id: uuid.UUID) -> bool:
+    return bool(await db.list(Invoice.select(Invoice.id).where(Invoice.id == invoice_id)))

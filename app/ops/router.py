@@ -1,0 +1,47 @@
+"""Liveness, readiness and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import Response
+from pydantic import BaseModel
+
+from app.db.connection import db
+from app.errors import Unavailable
+from app.http.deps import Work
+from app.http.jsonbody import make_router
+from app.http.problems import problems
+from app.http.responses import json_response
+from app.ops import metrics
+
+router = make_router(tags=["operations"])
+
+READY_TIMEOUT_SECONDS = 2.0
+
+
+class Health(BaseModel):
+    status: str
+
+
+@router.get("/health", response_model=Health, summary="Liveness (no database)")
+async def health() -> Response:
+    return json_response(Health(status="ok"))
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response,
+            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                             "description": "Prometheus text format"}})
+async def metrics_endpoint() -> Response:
+    body, content_type = metrics.render()
+    return Response(body, media_type=content_type)
+
+
+@router.get("/ready", response_model=Health, summary="Readiness: the database answers",
+            responses=problems({503: ["database_unavailable"]}))
+async def ready(work: Work) -> Response:  # work: gives the connection back
+    try:
+        await asyncio.wait_for(db.aexecute_sql("SELECT 1"), READY_TIMEOUT_SECONDS)
+    except Exception as exc:
+        raise Unavailable("the database is not answering") from exc
+    return json_response(Health(status="ready"))

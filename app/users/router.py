@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import Response
+
+from app.auth.deps import (
+    AdminUser,
+    CurrentUser,
+    Hasher,
+    OptionalUser,
+    Principal,
+    ensure_admin_or_self,
+)
+from app.errors import Forbidden
+from app.http import idempotency
+from app.http.deps import AppSettings, Work
+from app.http.jsonbody import make_router
+from app.http.params import Cursor, IdempotencyKey, Limit
+from app.http.problems import ADMIN, problems
+from app.http.responses import json_response
+from app.pagination import DEFAULT_LIMIT, Page
+from app.users import service
+from app.users.schemas import UserCreate, UserOut, UserUpdate
+
+router = make_router(prefix="/users", tags=["users"])
+
+
+@router.post("", status_code=201, response_model=UserOut, summary="Sign up",
+             responses=problems(ADMIN, {409: ["username_taken", "email_taken",
+                                             "idempotency_key_in_use"],
+                                       422: ["validation_error", "idempotency_key_reused"]},
+                                body=True))
+async def create_user(body: UserCreate, actor: OptionalUser, hasher: Hasher, work: Work,
+                      settings: AppSettings, idempotency_key: IdempotencyKey = None) -> Response:
+    if body.role == "admin" and (actor is None or not actor.is_admin):
+        raise Forbidden("only an admin can create admin accounts")
+    password_hash = await hasher.hash(body.password)  # before the transaction: ~50 ms
+    return await idempotency.created(
+        work, settings, key=idempotency_key, caller=actor, route="POST /users", body=body,
+        run=lambda: service.create_user(data=body, password_hash=password_hash))
+
+
+@router.get("", response_model=Page[UserOut], summary="List users (admin)",
+            responses=problems(ADMIN, {422: ["validation_error", "invalid_cursor"]}))
+async def list_users(admin: AdminUser, limit: Limit = DEFAULT_LIMIT,
+                     cursor: Cursor = None) -> Response:
+    return json_response(await service.list_users(limit=limit, cursor=cursor))
+
+
+@router.get("/{user_id}", response_model=UserOut, summary="One user (admin or self)",
+            responses=problems(ADMIN, {404: ["user_not_found"], 422: ["validation_error"]}))
+async def get_user(user_id: uuid.UUID, actor: CurrentUser) -> Response:
+    ensure_admin_or_self(actor, user_id)
+    return json_response(await service.get_user(user_id=user_id))
+
+
+_UPDATE_ERRORS = problems(ADMIN, {404: ["user_not_found"],
+                                  409: ["username_taken", "email_taken", "last_admin"],
+                                  422: ["validation_error"]}, body=True)
+
+
+def _allowed_changes(actor: Principal, data: UserUpdate) -> dict[str, Any]:
+    changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    if not actor.is_admin and ("role" in changes or "is_active" in changes):
+        if changes.get("role", actor.user.role) != actor.user.role or \
+                changes.get("is_active", True) is not True:
+            raise Forbidden("only an admin can change a role or deactivate an account")
+        changes.pop("role", None)
+        changes.pop("is_active", None)
+    return changes
+
+
+@router.put("/{user_id}", response_model=UserOut, summary="Change a user (admin or self)",
+            responses=_UPDATE_ERRORS)
+@router.patch("/{user_id}", response_model=UserOut, summary="Change a user (admin or self)",
+              responses=_UPDATE_ERRORS)
+async def update_user(user_id: uuid.UUID, body: UserUpdate, actor: CurrentUser,
+                      hasher: Hasher, work: Work) -> Response:
+    ensure_admin_or_self(actor, user_id)
+    changes = _allowed_changes(actor, body)
+    if "password" in changes:  # hashed before the transaction: ~50 ms
+        changes["password_hash"] = await hasher.hash(changes.pop("password"))
+    user = await work.transaction(lambda: service.update_user(user_id=user_id, changes=changes))
+    return json_response(user)
+
+
+@router.delete("/{user_id}", status_code=204, summary="Deactivate a user (admin)",
+               responses=problems(ADMIN, {404: ["user_not_found"], 409: ["last_admin"],
+                                          422: ["validation_error"]}))
+async def deactivate_user(user_id: uuid.UUID, admin: AdminUser, work: Work) -> Response:
+    await work.transaction(lambda: service.deactivate_user(user_id=user_id))
+    return Response(status_code=204)

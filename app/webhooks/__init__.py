@@ -1,0 +1,2 @@
+"""Signed events from the payment provider: payments succeeded or failed, refunds; each
+event id takes effect at most once."""

@@ -1,0 +1,79 @@
+"""POST /webhooks/payment/success, /webhooks/payment/failure and /webhooks/refund: one
+handler, made once per event type."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import Header, Request, Response
+
+from app.config import Settings
+from app.http.deps import AppSettings, Work
+from app.http.jsonbody import json_invalid, loads_exact, make_router, validate_as
+from app.http.problems import problems
+from app.http.responses import json_response
+from app.ops import metrics
+from app.webhooks import service, signature
+from app.webhooks.schemas import WebhookResult
+
+router = make_router(prefix="/webhooks", tags=["webhooks"])
+
+Signature = Annotated[str | None, Header(
+    alias="X-Signature",
+    description="t=<unix seconds>,v1=<hex HMAC-SHA256 of f'{t}.' + raw body>")]
+
+_ERRORS = problems({401: ["invalid_signature"], 404: ["invoice_not_found"],
+                    409: ["event_id_reused", "amount_exceeds_due", "amount_exceeds_refundable",
+                          "invoice_changed"],
+                    422: ["validation_error"]}, body=True)
+
+
+async def _verified(request: Request, header: str | None, kind: service.EventType,
+                    settings: Settings) -> tuple[Any, Any]:
+    raw = await request.body()
+    try:  # before the body is even parsed
+        signature.verify(raw, header, secrets=settings.resolved_webhook_secrets(),
+                         tolerance_seconds=settings.webhook_tolerance_seconds)
+    except signature.InvalidSignature:
+        metrics.record_webhook(kind.name, "invalid_signature")
+        raise
+    try:
+        payload = loads_exact(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise json_invalid(str(exc)) from None
+    return validate_as(kind.body, payload), payload
+
+
+def _handler(kind: service.EventType) -> Callable[..., Awaitable[Response]]:
+    async def handle(request: Request, work: Work, settings: AppSettings,
+                     x_signature: Signature = None) -> Response:
+        event, payload = await _verified(request, x_signature, kind, settings)
+        try:
+            outcome = await work.transaction(lambda: service.apply(
+                kind=kind, event=event, payload=payload,
+                secret=settings.resolved_secret_key()))
+        except service.EventIdReused:
+            metrics.record_webhook(kind.name, "id_reused")
+            raise
+        metrics.record_webhook(kind.name, "duplicate" if outcome.replayed else
+                               "processed" if outcome.status == 200 else "refused")
+        return json_response(outcome.body, status=outcome.status, headers={
+            "Idempotent-Replayed": "true"} if outcome.replayed else None)
+
+    return handle
+
+
+for path, name, kind, summary in (
+    ("/payment/success", "payment_success", service.PAYMENT_SUCCEEDED,
+     "Provider: a payment succeeded (signed)"),
+    ("/payment/failure", "payment_failure", service.PAYMENT_FAILED,
+     "Provider: a payment attempt failed (signed)"),
+    ("/refund", "refund", service.REFUND, "Provider: a refund was made (signed)"),
+):
+    router.add_api_route(
+        path, _handler(kind), methods=["POST"], response_model=WebhookResult,
+        responses=_ERRORS, summary=summary, name=name,
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+            "schema": kind.body.model_json_schema()}}}})

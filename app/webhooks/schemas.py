@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import uuid
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.http.fields import Amount, Body, ShortText
+from app.invoices.schemas import InvoiceOut
+from app.ledger.schemas import TransactionOut
+
+
+class WebhookBody(Body):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    id: str = Field(min_length=1, max_length=255, examples=["evt_1N2b3C"])
+    invoice_id: uuid.UUID
+    reference: ShortText | None = None
+
+
+class PaymentSucceededEvent(WebhookBody):
+    amount_paid: Amount
+    payment_mode: str = Field(default="provider", min_length=1, max_length=50)
+
+
+class PaymentFailedEvent(WebhookBody):
+    reason: str | None = Field(default=None, max_length=1000)
+    amount: Amount | None = None
+    payment_mode: str = Field(default="provider", min_length=1, max_length=50)
+
+
+class RefundEvent(WebhookBody):
+    refunded_amount: Amount
+
+
+class WebhookResult(BaseModel):
+    event_id: str
+    duplicate: bool
+    invoice: InvoiceOut
+    transaction: TransactionOut
