@@ -1,6 +1,6 @@
 """Exact money: ISO 4217 currencies, parsing client amounts, minor units, formatting.
 
-Amounts travel as Decimal from the JSON parser (see app/jsonbody.py) to integer minor
+Amounts travel as Decimal from the JSON parser (see app/http/jsonbody.py) to integer minor
 units in the database; no float is ever involved.
 """
 
@@ -21,7 +21,7 @@ ISO_4217: dict[str, int] = {c.code: c.exponent for c in iso4217.Currency
 # readable and payable (ANG became XCG in 2025, BGN became EUR in 2026).
 RETIRED: dict[str, int] = {"ANG": 2, "BGN": 2}
 CURRENCY_EXPONENTS: dict[str, int] = {**RETIRED, **ISO_4217}
-# Exclusive upper bound on any amount, in minor units (API.md, "Conventions").
+# Exclusive upper bound on any amount, in minor units (docs/API.md, "Conventions").
 MAX_MINOR_UNITS = 10**15
 
 # ASCII digits only: Python's \d (and Decimal) would also take "١٢" or "１２".

@@ -25,8 +25,7 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None
 
 
-class InvalidCursor(Invalid):
-    code = "invalid_cursor"
+class InvalidCursor(Invalid, code="invalid_cursor"): ...
 
 
 def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:

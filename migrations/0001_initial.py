@@ -2,7 +2,7 @@
 
 Money is integer minor units in BIGINT; the CHECK constraints are the last line of
 defence behind the service's own rules. An invoice's `status` is a generated column: the
-one place that turns its sums into a status (API.md, "Invoices").
+one place that turns its sums into a status (docs/API.md, "Invoices").
 """
 
 STATEMENTS = [

@@ -307,6 +307,18 @@ def assert_problem(r: httpx.Response, status: int, code: str | None = None) -> d
     return body
 
 
+# -- metrics ------------------------------------------------------------------------------
+
+def metric(text: str, name: str, **labels: str) -> float:
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        got = dict(re.findall(r'(\w+)="([^"]*)"', line.split(" ")[0]))
+        if all(got.get(k) == v for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 # -- many requests at once -------------------------------------------------------------------
 
 Request = tuple[str, str, dict, Any]  # method, path, headers, JSON body (or bytes)

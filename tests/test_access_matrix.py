@@ -1,4 +1,4 @@
-"""Issue 6: every route × every kind of caller → the expected status, all checked.
+"""Every route × every kind of caller → the expected status, all checked.
 
 A route that the OpenAPI document lists but this table does not makes the suite fail, so a
 new endpoint cannot ship without its access rules written down here.

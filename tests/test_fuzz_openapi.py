@@ -1,4 +1,4 @@
-"""Issue 6: schemathesis fuzzes every operation of the OpenAPI document against the live
+"""Schemathesis fuzzes every operation of the OpenAPI document against the live
 app, with an admin token and without one: no 5xx, and every status code, content type and
 body matches what the document says."""
 

@@ -1,23 +1,12 @@
-"""Issue 7: Prometheus metrics, one JSON log line per request, X-Request-ID in and out."""
+"""Prometheus metrics, one JSON log line per request, X-Request-ID in and out."""
 
 from __future__ import annotations
 
 import json
-import re
 import time
 import uuid
 
-from tests.support import Account, Api, Server, deliver
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    for line in text.splitlines():
-        if not line.startswith(name + "{") and not line.startswith(name + " "):
-            continue
-        got = dict(re.findall(r'(\w+)="([^"]*)"', line.split(" ")[0]))
-        if all(got.get(k) == v for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+from tests.support import Account, Api, Server, deliver, metric
 
 
 def test_metrics_count_requests_money_and_webhooks(api: Api, admin: Account, alice: Account,

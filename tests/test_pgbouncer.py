@@ -1,4 +1,4 @@
-"""Issue 7: scale-out. The app runs with 2 workers through pgbouncer in transaction-pooling
+"""Scale-out. The app runs with 2 workers through pgbouncer in transaction-pooling
 mode, and the ledger's concurrency guarantees still hold."""
 
 from __future__ import annotations

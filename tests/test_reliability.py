@@ -1,4 +1,4 @@
-"""Issue 6: faults. Backends killed and a worker killed mid-burst, the pool exhausted,
+"""Faults. Backends killed and a worker killed mid-burst, the pool exhausted,
 deadlocks and serialization failures: requests fail fast (503), never 500, never hang, the
 app recovers by itself, and no money is lost or applied twice."""
 

@@ -1,4 +1,4 @@
-"""Issue 6: attacks tried: tokens, injection, oversized and nested bodies, enumeration,
+"""Attacks tried: tokens, injection, oversized and nested bodies, enumeration,
 secrets in logs, security headers and CORS, and signed-webhook bodies fuzzed."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 4: signed provider webhooks, exactly-once events, refunds within the ledger."""
+"""Signed provider webhooks, exactly-once events, refunds within the ledger."""
 
 from __future__ import annotations
 

@@ -18,8 +18,7 @@ from app.users.schemas import normalize_email
 WRONG_CREDENTIALS = "incorrect username or password"
 
 
-class InvalidCredentials(NotAuthenticated):
-    code = "invalid_credentials"
+class InvalidCredentials(NotAuthenticated, code="invalid_credentials"): ...
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,10 @@ from app.http import replay
 from app.http.responses import json_response
 
 
-class IdempotencyKeyReused(Invalid):
-    code = "idempotency_key_reused"
+class IdempotencyKeyReused(Invalid, code="idempotency_key_reused"): ...
 
 
-class IdempotencyKeyInUse(Conflict):
-    code = "idempotency_key_in_use"
+class IdempotencyKeyInUse(Conflict, code="idempotency_key_in_use"):
     retry_after = 1
 
 

@@ -15,28 +15,12 @@ from app.money import exponent, format_minor, minor_units
 from app.pagination import Page, decode_cursor, page
 
 
-class InvoiceNotFound(NotFound):
-    code = "invoice_not_found"
-
-
-class InvalidParty(Invalid):
-    code = "invalid_party"
-
-
-class ReadOnlyField(Invalid):
-    code = "read_only_field"
-
-
-class AmountBelowPaid(Conflict):
-    code = "amount_below_paid"
-
-
-class MoneyHasMoved(Conflict):
-    code = "money_has_moved"
-
-
-class InvoiceHasTransactions(Conflict):
-    code = "invoice_has_transactions"
+class InvoiceNotFound(NotFound, code="invoice_not_found"): ...
+class InvalidParty(Invalid, code="invalid_party"): ...
+class ReadOnlyField(Invalid, code="read_only_field"): ...
+class AmountBelowPaid(Conflict, code="amount_below_paid"): ...
+class MoneyHasMoved(Conflict, code="money_has_moved"): ...
+class InvoiceHasTransactions(Conflict, code="invoice_has_transactions"): ...
 
 
 def invoice_out(row: Any) -> InvoiceOut:

@@ -52,20 +52,10 @@ from app.pagination import Page, decode_cursor, page
 ATTEMPTS = 4
 
 
-class TransactionNotFound(NotFound):
-    code = "transaction_not_found"
-
-
-class AmountExceedsDue(Conflict):
-    code = "amount_exceeds_due"
-
-
-class AmountExceedsRefundable(Conflict):
-    code = "amount_exceeds_refundable"
-
-
-class InvoiceChanged(Conflict):
-    code = "invoice_changed"
+class TransactionNotFound(NotFound, code="transaction_not_found"): ...
+class AmountExceedsDue(Conflict, code="amount_exceeds_due"): ...
+class AmountExceedsRefundable(Conflict, code="amount_exceeds_refundable"): ...
+class InvoiceChanged(Conflict, code="invoice_changed"): ...
 
 
 @dataclass(frozen=True)
@@ -145,18 +135,15 @@ async def _explain_refusal(invoice_id: uuid.UUID, amount: Decimal | None,
         return
     currency = now["currency"]
     minor = minor_units(amount, currency)  # 422 when it does not fit the currency
-    if kind == "payment":
-        due = now["amount"] - now["amount_recovered"]
-        if minor > due:
-            raise AmountExceedsDue(
-                f"payment of {format_minor(minor, currency)} exceeds the amount due "
-                f"{format_minor(due, currency)}")
-    elif kind == "refund":
-        refundable = now["amount_recovered"] - now["amount_refunded"]
-        if minor > refundable:
-            raise AmountExceedsRefundable(
-                f"refund of {format_minor(minor, currency)} exceeds the refundable amount "
-                f"{format_minor(refundable, currency)}")
+    limits = {"payment": (now["amount"] - now["amount_recovered"], AmountExceedsDue,
+                          "the amount due"),
+              "refund": (now["amount_recovered"] - now["amount_refunded"],
+                         AmountExceedsRefundable, "the refundable amount")}
+    if kind in limits:
+        limit, refusal, what = limits[kind]
+        if minor > limit:
+            raise refusal(f"{kind} of {format_minor(minor, currency)} exceeds {what} "
+                          f"{format_minor(limit, currency)}")
 
 
 async def get_transaction(*, transaction_id: uuid.UUID) -> TransactionOut:

@@ -16,20 +16,10 @@ from app.users import queries
 from app.users.schemas import UserCreate, UserOut
 
 
-class UsernameTaken(Conflict):
-    code = "username_taken"
-
-
-class EmailTaken(Conflict):
-    code = "email_taken"
-
-
-class LastAdmin(Conflict):
-    code = "last_admin"
-
-
-class UserNotFound(NotFound):
-    code = "user_not_found"
+class UsernameTaken(Conflict, code="username_taken"): ...
+class EmailTaken(Conflict, code="email_taken"): ...
+class LastAdmin(Conflict, code="last_admin"): ...
+class UserNotFound(NotFound, code="user_not_found"): ...
 
 
 def user_out(user: User | dict) -> UserOut:

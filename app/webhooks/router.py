@@ -1,5 +1,10 @@
 """POST /webhooks/payment/success, /webhooks/payment/failure and /webhooks/refund: one
-handler, made once per event type."""
+handler, made once per event type.
+
+The signature is checked on the raw bytes first. Then, in one transaction, the event id is
+claimed, the event applied and its answer stored (app/http/replay.py): each event id takes
+effect at most once, and copies that arrive at the same moment wait for the first and
+replay its answer (`"duplicate": true`)."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import Header, Request, Response
 
 from app.config import Settings
+from app.http import replay
 from app.http.deps import AppSettings, Work
 from app.http.jsonbody import json_invalid, loads_exact, make_router, validate_as
 from app.http.problems import problems
@@ -50,17 +56,26 @@ def _handler(kind: service.EventType) -> Callable[..., Awaitable[Response]]:
     async def handle(request: Request, work: Work, settings: AppSettings,
                      x_signature: Signature = None) -> Response:
         event, payload = await _verified(request, x_signature, kind, settings)
+        claim = replay.Claim(
+            scope="webhook", key=event.id, wait=True, ttl=None,
+            fingerprint=replay.fingerprint(settings.resolved_secret_key(), kind.name, payload),
+            reused=lambda: service.EventIdReused(
+                f"event id {event.id} was already delivered with a different body"),
+            busy=lambda: service.EventIdReused(
+                f"event {event.id} is being processed; retry shortly"))
         try:
-            outcome = await work.transaction(lambda: service.apply(
-                kind=kind, event=event, payload=payload,
-                secret=settings.resolved_secret_key()))
+            outcome = await work.transaction(lambda: replay.once(
+                claim, status=200, run=lambda: service.apply(kind=kind, event=event)))
         except service.EventIdReused:
             metrics.record_webhook(kind.name, "id_reused")
             raise
         metrics.record_webhook(kind.name, "duplicate" if outcome.replayed else
                                "processed" if outcome.status == 200 else "refused")
-        return json_response(outcome.body, status=outcome.status, headers={
-            "Idempotent-Replayed": "true"} if outcome.replayed else None)
+        if not outcome.replayed:
+            return json_response(outcome.body, status=outcome.status)
+        body = {**outcome.body, "duplicate": True} if outcome.status == 200 else outcome.body
+        return json_response(body, status=outcome.status,
+                             headers={"Idempotent-Replayed": "true"})
 
     return handle
 

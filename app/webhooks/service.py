@@ -1,7 +1,6 @@
-"""Provider events, each applied at most once: the event id is claimed, the money moves
-through the ledger (as for POST /invoice-transactions), and the answer is stored, all in
-the caller's one transaction (app/http/replay.py). Copies that arrive at the same moment
-wait for the first and replay its answer."""
+"""Provider events: what each one does to the ledger (the same rules as POST
+/invoice-transactions). That each event id takes effect at most once is the router's
+replay (app/webhooks/router.py, app/http/replay.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.errors import Conflict
-from app.http import replay
 from app.invoices.service import get_invoice
 from app.ledger import service as ledger
 from app.ledger.schemas import TransactionOut
@@ -23,8 +21,7 @@ from app.webhooks.schemas import (
 )
 
 
-class EventIdReused(Conflict):
-    code = "event_id_reused"
+class EventIdReused(Conflict, code="event_id_reused"): ...
 
 
 @dataclass(frozen=True)
@@ -59,22 +56,7 @@ PAYMENT_FAILED = EventType("payment.failed", PaymentFailedEvent, _failed)
 REFUND = EventType("refund", RefundEvent, _refunded)
 
 
-async def apply(*, kind: EventType, event: WebhookBody, payload: Any,
-                secret: str) -> replay.Outcome:
-    """In the caller's transaction: apply the event once, or replay its first answer."""
-    claim = replay.Claim(
-        scope="webhook", key=event.id, fingerprint=replay.fingerprint(secret, kind.name, payload),
-        wait=True, ttl=None,
-        reused=lambda: EventIdReused(
-            f"event id {event.id} was already delivered with a different body"),
-        busy=lambda: EventIdReused(f"event {event.id} is being processed; retry shortly"))
-
-    async def run() -> WebhookResult:
-        transaction = await kind.effect(event)
-        return WebhookResult(event_id=event.id, duplicate=False, transaction=transaction,
-                             invoice=await get_invoice(invoice_id=event.invoice_id))
-
-    outcome = await replay.once(claim, status=200, run=run)
-    if outcome.replayed and outcome.status == 200:
-        return replay.Outcome(outcome.status, {**outcome.body, "duplicate": True}, True)
-    return outcome
+async def apply(*, kind: EventType, event: WebhookBody) -> WebhookResult:
+    transaction = await kind.effect(event)
+    return WebhookResult(event_id=event.id, duplicate=False, transaction=transaction,
+                         invoice=await get_invoice(invoice_id=event.invoice_id))

@@ -19,8 +19,7 @@ _UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
 _HEX = re.compile(r"[0-9a-fA-F]{1,128}")
 
 
-class InvalidSignature(NotAuthenticated):
-    code = "invalid_signature"
+class InvalidSignature(NotAuthenticated, code="invalid_signature"): ...
 
 
 def signature_header(body: bytes, secret: str, *, timestamp: int) -> str:

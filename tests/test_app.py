@@ -1,0 +1,95 @@
+"""The app as a whole: its models describe the database exactly, every request gives its
+database connection back, and settings passed to create_app() reach every part."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pytest
+from fastapi.testclient import TestClient
+from jose import jwt
+
+from app.config import Settings
+from app.db import models
+from app.main import create_app
+from tests.support import PASSWORD, Account, Api, Database, deliver, evt, metric, sign
+
+
+def test_the_models_describe_the_schema(_database: Database) -> None:
+    tables = {m._meta.table_name: m for m in vars(models).values()
+              if isinstance(m, type) and issubclass(m, models.BaseModel)
+              and m is not models.BaseModel}
+    in_db = {r["table_name"] for r in _database.rows(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' "
+        "AND table_name <> 'schema_migration'")}
+    assert set(tables) == in_db
+    for name, model in tables.items():
+        columns = {r["column_name"]: r["is_nullable"] == "YES" for r in _database.rows(
+            "SELECT column_name, is_nullable FROM information_schema.columns "
+            "WHERE table_schema = 'public' AND table_name = %s", (name,))}
+        fields = {f.column_name: f.null for f in model._meta.sorted_fields}
+        assert fields == columns, name
+
+
+def test_every_request_gives_its_connection_back(api: Api, admin: Account, alice: Account,
+                                                 bob: Account) -> None:
+    inv = api.invoice(admin, alice, bob)
+    c, h = api.client, admin.headers
+    for _ in range(3):
+        c.get(f"/invoices/{inv['id']}", headers=h)
+        c.get("/invoices", headers=h, params={"cursor": "bad"})
+        api.pay(admin, inv["id"], 1)
+        api.pay(admin, inv["id"], 10**9)
+        c.post("/invoice-transactions", headers={**h, "Idempotency-Key": uuid.uuid4().hex},
+               json={"invoice_id": inv["id"], "amount": 1, "payment_mode": "x"})
+        deliver(api, "payment/success", {"id": evt(), "invoice_id": inv["id"],
+                                         "amount_paid": "1"})
+        c.post("/login", data={"username": "nobody", "password": "x"})
+        c.post("/users", json={"username": "x"})
+        c.get(f"/users/{uuid.uuid4()}", headers=h)
+        c.get("/ready")
+        c.patch(f"/invoices/{uuid.uuid4()}", headers=h, json={"description": "x"})
+    text = c.get("/metrics").text
+    assert metric(text, "db_pool_connections_open") >= 1
+    assert metric(text, "db_pool_connections_in_use") == 0
+
+
+@pytest.fixture
+def explicit(database_url: str, db: Database, password_hash: str) -> Settings:
+    db.rows("INSERT INTO users (id, username, email, password_hash, role) VALUES "
+            "(%s, 'root', 'root@example.com', %s, 'admin')", (str(uuid.uuid4()), password_hash))
+    return Settings(database_url=database_url, app_env="test", secret_key="k" * 40,
+                    webhook_secret="w" * 40, login_max_failures=2, migrate_on_start=False,
+                    argon2_memory_kib=1024, argon2_time_cost=1)
+
+
+def test_settings_given_to_create_app_reach_every_part(explicit: Settings, db: Database,
+                                                       ) -> None:
+    with TestClient(create_app(explicit)) as client:
+        r = client.post("/login", data={"username": "root", "password": PASSWORD})
+        assert r.status_code == 200, r.text
+        token = r.json()["access_token"]
+        assert jwt.decode(token, "k" * 40, algorithms=["HS256"])["sub"]  # signed with ours
+        headers = {"Authorization": f"Bearer {token}"}
+        r = client.post("/users", json={"username": "dora", "email": "d@example.com",
+                                        "password": PASSWORD})
+        assert r.status_code == 201
+        assert "m=1024" in db.scalar("SELECT password_hash FROM users WHERE username = 'dora'")
+        for _ in range(2):
+            client.post("/login", data={"username": "dora", "password": "wrong-pass"})
+        r = client.post("/login", data={"username": "dora", "password": PASSWORD})
+        assert r.status_code == 429  # LOGIN_MAX_FAILURES = 2
+        users = client.get("/users", headers=headers).json()["data"]
+        payer, receiver = users[0]["id"], users[1]["id"]
+        inv = client.post("/invoices", headers=headers, json={
+            "payer_id": payer, "receiver_id": receiver, "amount": 5, "description": "x"}).json()
+        body = json.dumps({"id": evt(), "invoice_id": inv["id"], "amount_paid": 1}).encode()
+        t = int(time.time())
+        r = client.post("/webhooks/payment/success", content=body, headers={
+            "content-type": "application/json", "X-Signature": sign(body, "w" * 40, t)})
+        assert r.status_code == 200, r.text
+        r = client.post("/webhooks/payment/success", content=body, headers={
+            "content-type": "application/json", "X-Signature": sign(body, t=t)})
+        assert r.status_code == 401  # the environment's secret is not this app's

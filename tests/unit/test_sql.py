@@ -1,0 +1,19 @@
+"""Raw SQL with named parameters compiled to the driver's numbered ones."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.db.sql import Statement
+
+
+def test_names_become_numbers_once_each() -> None:
+    s = Statement("SELECT :a::uuid, :b, :a, x::text FROM t WHERE y = :b_2 AND z = 'q'")
+    assert s.text == "SELECT $1::uuid, $2, $1, x::text FROM t WHERE y = $3 AND z = 'q'"
+    assert s.names == ["a", "b", "b_2"]
+    assert s.params({"a": 1, "b_2": 3}, b=2, unused=4) == (1, 2, 3)
+
+
+def test_a_missing_value_is_named() -> None:
+    with pytest.raises(KeyError, match="b"):
+        Statement("SELECT :a, :b").params(a=1)
