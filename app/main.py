@@ -20,7 +20,7 @@ from app.config import Settings, get_settings
 from app.db import connection
 from app.db.location import database_url
 from app.db.migrations import migrate
-from app.db.transaction import UnitOfWork
+from app.db.transaction import release_connection
 from app.http import replay
 from app.http.handlers import install_error_handlers
 from app.http.middleware import RequestContextMiddleware
@@ -71,13 +71,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.migrate_on_start:
             await asyncio.to_thread(migrate, url)
         await hasher.warm_up()
-        work = UnitOfWork()
         try:
             await replay.purge_expired()
         except Exception:  # housekeeping must not stop the start
             log.warning("could not purge expired replays", exc_info=True)
         finally:
-            await work.release()  # the lifespan task lives as long as the app
+            await release_connection()  # the lifespan task lives as long as the app
         log.info("ready", extra={"env": settings.app_env})
         yield
         await connection.close()

@@ -14,16 +14,15 @@ from app.auth.passwords import PasswordHasher
 from app.auth.tokens import TokenClaims, TokenCodec
 from app.db.models import User
 from app.errors import Forbidden, NotAuthenticated
-from app.http.deps import Work
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="login", auto_error=False)
 
 
-def _tokens(request: Request) -> TokenCodec:
+async def _tokens(request: Request) -> TokenCodec:
     return request.app.state.tokens
 
 
-def _hasher(request: Request) -> PasswordHasher:
+async def _hasher(request: Request) -> PasswordHasher:
     return request.app.state.hasher
 
 
@@ -45,25 +44,26 @@ class Principal:
         return self.user.role == "admin"
 
 
-async def _principal(request: Request, token: str | None, tokens: TokenCodec) -> Principal:
+async def _principal(request: Request, token: str | None) -> Principal:
     if not token:
         raise NotAuthenticated()
-    user, claims = await service.authenticate(token=token, tokens=tokens)
+    # The codec straight from app.state, not as a dependency: this runs on every request.
+    user, claims = await service.authenticate(token=token, tokens=request.app.state.tokens)
     request.scope.setdefault("state", {})["user_id"] = str(user.id)  # for the access log
     return Principal(user=user, claims=claims)
 
 
-async def current_user(request: Request, token: Annotated[str | None, Depends(oauth2_scheme)],
-                       tokens: Tokens, work: Work) -> Principal:
-    return await _principal(request, token, tokens)
+async def current_user(request: Request,
+                       token: Annotated[str | None, Depends(oauth2_scheme)]) -> Principal:
+    return await _principal(request, token)
 
 
-async def optional_user(request: Request, token: Annotated[str | None, Depends(oauth2_scheme)],
-                        tokens: Tokens, work: Work) -> Principal | None:
+async def optional_user(request: Request,
+                        token: Annotated[str | None, Depends(oauth2_scheme)]) -> Principal | None:
     """None when no token is sent; a sent token must still be valid."""
     if request.headers.get("authorization") is None:
         return None
-    return await _principal(request, token, tokens)
+    return await _principal(request, token)
 
 
 async def admin_user(principal: Annotated[Principal, Depends(current_user)]) -> Principal:

@@ -9,10 +9,12 @@ from app.auth import service
 from app.auth.deps import CurrentUser, Hasher, Tokens
 from app.auth.schemas import LoginBody, Token
 from app.auth.service import ThrottlePolicy
-from app.http.deps import AppSettings, Work
-from app.http.jsonbody import json_invalid, make_router, validate_as
+from app.db.transaction import transaction
+from app.http.deps import AppSettings
+from app.http.jsonbody import json_invalid, validate_as
 from app.http.problems import AUTH, problems
 from app.http.responses import json_response
+from app.http.routing import make_router
 
 router = make_router(tags=["auth"])
 
@@ -53,7 +55,7 @@ async def _login_body(request: Request) -> LoginBody:
                         429: ["too_many_attempts"]}, body=True),
 )
 async def login(body: Annotated[LoginBody, Depends(_login_body)], hasher: Hasher,
-                tokens: Tokens, settings: AppSettings, work: Work) -> Response:
+                tokens: Tokens, settings: AppSettings) -> Response:
     # No transaction: each statement commits by itself, so the attempt is counted before
     # the password is checked (and concurrent guesses never wait on one another).
     token, expires_in = await service.login(
@@ -64,6 +66,6 @@ async def login(body: Annotated[LoginBody, Depends(_login_body)], hasher: Hasher
 
 @router.post("/logout", status_code=204, summary="Revoke the token used for this call",
              responses=problems(AUTH))
-async def logout(principal: CurrentUser, work: Work) -> Response:
-    await work.transaction(lambda: service.logout(claims=principal.claims))
+async def logout(principal: CurrentUser) -> Response:
+    await transaction(lambda: service.logout(claims=principal.claims))
     return Response(status_code=204)

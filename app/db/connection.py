@@ -2,7 +2,7 @@
 app's lifespan.
 
 `db` is the one database object; a request's statements run on one pooled connection,
-which the unit of work (app/db/transaction.py) gives back when the request ends.
+which the route class (app/http/routing.py) gives back when the request ends.
 """
 
 from __future__ import annotations

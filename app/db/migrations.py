@@ -9,6 +9,7 @@ from playhouse.migrations import Runner
 
 from app.config import PROJECT_ROOT
 from app.db.location import sync_database
+from app.db.models import Currency
 from app.money import CURRENCY_EXPONENTS
 
 log = logging.getLogger("app.db")
@@ -42,13 +43,14 @@ def sync_currencies(database: peewee.Database) -> None:
 
     A code's exponent is never changed here: stored amounts are minor units of it. If the
     ISO list ever changes one, that needs a migration that rescales the invoices in it."""
-    if not database.table_exists("currencies"):
+    if not database.table_exists(Currency._meta.table_name):
         return  # before the migration that makes it
-    stored = dict(database.execute_sql("SELECT code, exponent FROM currencies").fetchall())
+    stored = {row.code: row.exponent for row in Currency.select().execute(database)}
+    missing = [{"code": code, "exponent": exponent}
+               for code, exponent in CURRENCY_EXPONENTS.items() if code not in stored]
+    if missing:
+        Currency.insert_many(missing).on_conflict_ignore().execute(database)
     for code, exponent in CURRENCY_EXPONENTS.items():
-        if code not in stored:
-            database.execute_sql("INSERT INTO currencies (code, exponent) VALUES (%s, %s) "
-                                 "ON CONFLICT (code) DO NOTHING", (code, exponent))
-        elif stored[code] != exponent:
+        if code in stored and stored[code] != exponent:
             log.warning("currency exponent differs from ISO 4217; kept",
                         extra={"currency": code, "stored": stored[code], "iso": exponent})

@@ -1,12 +1,12 @@
-"""The unit of work: a request's database work, opened once at the edge.
+"""The unit of work: a request's database work, opened at the edge.
 
-A router takes `Work` (app/http/deps.py); its statements share one pooled connection, which
-goes back to the pool when the request ends, whatever happened. A write runs in
-`work.transaction(fn)`: one transaction, run again (a bounded number of times) when
-PostgreSQL reports a deadlock or a serialization failure. Services never open, commit or
-retry transactions; they run their statements and raise domain errors.
+A request's statements share one pooled connection, taken on first use and given back when
+the route is done (app/http/routing.py). A router runs a write as `await transaction(fn)`:
+one transaction, run again (a bounded number of times) when PostgreSQL reports a deadlock
+or a serialization failure. Services never open, commit or retry transactions; they run
+their statements and raise domain errors.
 
-The one exception is `work.autocommit(fn)`: the ledger statement of a payment without an
+The one exception is `autocommit(fn)`: the ledger statement of a payment without an
 Idempotency-Key runs on its own, so that the invoice's row lock lasts exactly one round
 trip (app/ledger/router.py says why). It has the same retry policy.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import peewee
@@ -30,28 +30,21 @@ T = TypeVar("T")
 ATTEMPTS = 3
 
 
-class UnitOfWork:
-    async def transaction(self, work: Callable[[], Awaitable[T]]) -> T:
-        return await _retrying(work, atomic=True)
-
-    async def autocommit(self, work: Callable[[], Awaitable[T]]) -> T:
-        return await _retrying(work, atomic=False)
-
-    async def release(self) -> None:
-        if not db.is_closed() and not db.in_transaction():
-            try:
-                await db.aclose()
-            except Exception:
-                log.debug("releasing the request's connection", exc_info=True)
+async def transaction(work: Callable[[], Awaitable[T]]) -> T:
+    return await _retrying(work, atomic=True)
 
 
-async def unit_of_work() -> AsyncIterator[UnitOfWork]:
-    """One per request (a FastAPI dependency with teardown)."""
-    work = UnitOfWork()
-    try:
-        yield work
-    finally:
-        await work.release()
+async def autocommit(work: Callable[[], Awaitable[T]]) -> T:
+    return await _retrying(work, atomic=False)
+
+
+async def release_connection() -> None:
+    """Give this task's connection back to the pool, if it holds one."""
+    if not db.is_closed() and not db.in_transaction():
+        try:
+            await db.aclose()
+        except Exception:
+            log.debug("releasing the request's connection", exc_info=True)
 
 
 async def _retrying(work: Callable[[], Awaitable[T]], *, atomic: bool) -> T:

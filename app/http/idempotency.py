@@ -12,7 +12,7 @@ from fastapi import Response
 from pydantic import BaseModel
 
 from app.config import Settings
-from app.db.transaction import UnitOfWork
+from app.db.transaction import transaction
 from app.errors import Conflict, Invalid
 from app.http import replay
 from app.http.responses import json_response
@@ -30,7 +30,7 @@ class Caller(Protocol):
     def id(self) -> object: ...
 
 
-async def keyed(work: UnitOfWork, settings: Settings, *, key: str, caller: Caller | None,
+async def keyed(settings: Settings, *, key: str, caller: Caller | None,
                 route: str, body: BaseModel, status: int,
                 run: Callable[[], Awaitable[BaseModel]]) -> Response:
     """Run `run` (in one transaction with its stored answer) at most once per key."""
@@ -44,16 +44,16 @@ async def keyed(work: UnitOfWork, settings: Settings, *, key: str, caller: Calle
             "for a new request"),
         busy=lambda: IdempotencyKeyInUse(
             "a request with this Idempotency-Key is still being processed; retry shortly"))
-    outcome = await work.transaction(lambda: replay.once(claim, status=status, run=run))
+    outcome = await transaction(lambda: replay.once(claim, status=status, run=run))
     return json_response(outcome.body, status=outcome.status,
                          headers={"Idempotent-Replayed": "true"} if outcome.replayed else None)
 
 
-async def created(work: UnitOfWork, settings: Settings, *, key: str | None,
+async def created(settings: Settings, *, key: str | None,
                   caller: Caller | None, route: str, body: BaseModel,
                   run: Callable[[], Awaitable[BaseModel]]) -> Response:
     """201 with what `run` made, in one transaction; replayed when a key is sent."""
     if key is None:
-        return json_response(await work.transaction(run), status=201)
-    return await keyed(work, settings, key=key, caller=caller, route=route, body=body,
+        return json_response(await transaction(run), status=201)
+    return await keyed(settings, key=key, caller=caller, route=route, body=body,
                        status=201, run=run)

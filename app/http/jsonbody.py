@@ -1,9 +1,9 @@
 """JSON bodies parsed exactly: numbers with a fraction or exponent become Decimal, never float.
 
-FastAPI reads bodies through `Request.json()`; the route class below hands endpoints a
-request whose `json()` keeps `0.30000000000000004` as that exact decimal so the money
-rules can refuse it, and turns NaN, Infinity, nesting deeper than MAX_DEPTH and giant
-integers into a plain "not valid JSON" instead of a crash.
+FastAPI reads bodies through `Request.json()`; the app's route class (app/http/routing.py)
+hands endpoints an ExactJSONRequest, whose `json()` keeps `0.30000000000000004` as that
+exact decimal so the money rules can refuse it, and turns NaN, Infinity, nesting deeper
+than MAX_DEPTH and giant integers into a plain "not valid JSON" instead of a crash.
 
 The depth limit is checked right after parsing, without recursion: everything after it
 (validation, fingerprints, stored responses) may then walk a body recursively. The parser's
@@ -14,13 +14,11 @@ deeper in the stack.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Coroutine
 from decimal import Decimal
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
 
@@ -70,21 +68,6 @@ class ExactJSONRequest(Request):
             except UnicodeDecodeError:
                 raise json.JSONDecodeError("body is not UTF-8", "", 0) from None
         return self._json
-
-
-class ExactJSONRoute(APIRoute):
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def exact_handler(request: Request) -> Response:
-            return await handler(ExactJSONRequest(request.scope, request.receive))
-
-        return exact_handler
-
-
-def make_router(**kwargs: Any) -> APIRouter:
-    """Every router of the app: JSON bodies keep numbers exact."""
-    return APIRouter(route_class=ExactJSONRoute, **kwargs)
 
 
 def json_invalid(message: str) -> RequestValidationError:

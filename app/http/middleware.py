@@ -2,8 +2,8 @@
 
 One pass per request: a request id in and out, trailing-slash paths routed like their
 no-slash twins, HEAD answered as GET without the body, a cap on body size, security
-headers, metrics and one JSON access-log line. It never touches the database: the unit of
-work (app/db/transaction.py) gives the request's connection back.
+headers, metrics and one JSON access-log line. It never touches the database: the route
+class (app/http/routing.py) gives the request's connection back.
 """
 
 from __future__ import annotations

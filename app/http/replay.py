@@ -29,7 +29,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from app.db.connection import db
-from app.db.models import utcnow
+from app.db.models import Replay, utcnow
 from app.db.sql import Statement
 from app.errors import DomainError
 from app.http.problems import problem_of
@@ -38,6 +38,8 @@ from app.http.problems import problem_of
 # recomputed; such a row is replayed for any body with its key.
 LEGACY = "legacy:"
 
+# The claim and the store are written out: with the ledger statement they are the whole
+# database work of a provider event (docs/PERFORMANCE.md, "webhook payment success").
 CLAIM = Statement("""
 INSERT INTO replays AS r (scope, key, fingerprint, created_at, expires_at)
 SELECT :scope, :key, :fingerprint, :now, :expires_at
@@ -49,15 +51,10 @@ ON CONFLICT (scope, key) DO UPDATE
     WHERE r.expires_at <= EXCLUDED.created_at
 RETURNING 1
 """)
-_STORED_ANSWER = Statement("""
-SELECT fingerprint, response_status, response_body FROM replays
-WHERE scope = :scope AND key = :key
-""")
 STORE = Statement("""
 UPDATE replays SET response_status = :status, response_body = :body
 WHERE scope = :scope AND key = :key
 """)
-_PURGE = Statement("DELETE FROM replays WHERE expires_at < :now")
 
 
 @dataclass(frozen=True)
@@ -108,16 +105,14 @@ async def once(claim: Claim, *, status: int,
 
 
 async def _replay(claim: Claim) -> Outcome:
-    row = (await db.aexecute_sql(_STORED_ANSWER.text, _STORED_ANSWER.params(
-        scope=claim.scope, key=claim.key))).fetchone()
-    if row is None or row["response_status"] is None:
+    stored = await Replay.aget_or_none((Replay.scope == claim.scope) & (Replay.key == claim.key))
+    if stored is None or stored.response_status is None:
         raise claim.busy()
-    stored = row["fingerprint"]
-    if not stored.startswith(LEGACY) and not hmac.compare_digest(stored, claim.fingerprint):
+    if not stored.fingerprint.startswith(LEGACY) \
+            and not hmac.compare_digest(stored.fingerprint, claim.fingerprint):
         raise claim.reused()
-    return Outcome(row["response_status"], json.loads(row["response_body"]), replayed=True)
+    return Outcome(stored.response_status, json.loads(stored.response_body), replayed=True)
 
 
 async def purge_expired(now: datetime | None = None) -> int:
-    cursor = await db.aexecute_sql(_PURGE.text, _PURGE.params(now=now or utcnow()))
-    return cursor.rowcount
+    return await Replay.delete().where(Replay.expires_at < (now or utcnow())).aexecute()

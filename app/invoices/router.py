@@ -6,13 +6,14 @@ from typing import Annotated
 from fastapi import Query, Response
 
 from app.auth.deps import AdminUser, CurrentUser, ensure_can_see_invoice
+from app.db.transaction import transaction
 from app.http import idempotency
-from app.http.deps import AppSettings, Work
+from app.http.deps import AppSettings
 from app.http.fields import InTimestamp
-from app.http.jsonbody import make_router
 from app.http.params import Cursor, IdempotencyKey, Limit
 from app.http.problems import ADMIN, problems
 from app.http.responses import json_response
+from app.http.routing import make_router
 from app.invoices import service
 from app.invoices.schemas import InvoiceCreate, InvoiceOut, InvoiceStatus, InvoiceUpdate
 from app.pagination import DEFAULT_LIMIT, Page
@@ -24,11 +25,11 @@ router = make_router(prefix="/invoices", tags=["invoices"])
              responses=problems(ADMIN, {409: ["idempotency_key_in_use"], 422: [
                  "validation_error", "read_only_field", "invalid_party",
                  "idempotency_key_reused"]}, body=True))
-async def create_invoice(body: InvoiceCreate, admin: AdminUser, work: Work,
+async def create_invoice(body: InvoiceCreate, admin: AdminUser,
                          settings: AppSettings,
                          idempotency_key: IdempotencyKey = None) -> Response:
     return await idempotency.created(
-        work, settings, key=idempotency_key, caller=admin, route="POST /invoices", body=body,
+        settings, key=idempotency_key, caller=admin, route="POST /invoices", body=body,
         run=lambda: service.create_invoice(data=body,
                                            default_currency=settings.default_currency))
 
@@ -68,9 +69,8 @@ _UPDATE_ERRORS = problems(ADMIN, {
             responses=_UPDATE_ERRORS)
 @router.patch("/{invoice_id}", response_model=InvoiceOut, summary="Change an invoice (admin)",
               responses=_UPDATE_ERRORS)
-async def update_invoice(invoice_id: uuid.UUID, body: InvoiceUpdate, admin: AdminUser,
-                         work: Work) -> Response:
-    return json_response(await work.transaction(
+async def update_invoice(invoice_id: uuid.UUID, body: InvoiceUpdate, admin: AdminUser) -> Response:
+    return json_response(await transaction(
         lambda: service.update_invoice(invoice_id=invoice_id, data=body)))
 
 
@@ -79,6 +79,6 @@ async def update_invoice(invoice_id: uuid.UUID, body: InvoiceUpdate, admin: Admi
                responses=problems(ADMIN, {404: ["invoice_not_found"],
                                           409: ["invoice_has_transactions"],
                                           422: ["validation_error"]}))
-async def delete_invoice(invoice_id: uuid.UUID, admin: AdminUser, work: Work) -> Response:
-    await work.transaction(lambda: service.delete_invoice(invoice_id=invoice_id))
+async def delete_invoice(invoice_id: uuid.UUID, admin: AdminUser) -> Response:
+    await transaction(lambda: service.delete_invoice(invoice_id=invoice_id))
     return Response(status_code=204)

@@ -5,12 +5,13 @@ import uuid
 from fastapi import Response
 
 from app.auth.deps import AdminUser
+from app.db.transaction import autocommit
 from app.http import idempotency
-from app.http.deps import AppSettings, Work
-from app.http.jsonbody import make_router
+from app.http.deps import AppSettings
 from app.http.params import Cursor, IdempotencyKey, Limit
 from app.http.problems import ADMIN, problems
 from app.http.responses import json_response
+from app.http.routing import make_router
 from app.ledger import service
 from app.ledger.schemas import TransactionCreate, TransactionOut
 from app.pagination import DEFAULT_LIMIT, Page
@@ -25,7 +26,7 @@ router = make_router(prefix="/invoice-transactions", tags=["transactions"])
                  409: ["amount_exceeds_due", "amount_exceeds_refundable", "invoice_changed",
                        "idempotency_key_in_use"],
                  422: ["validation_error", "idempotency_key_reused"]}, body=True))
-async def create_transaction(body: TransactionCreate, admin: AdminUser, work: Work,
+async def create_transaction(body: TransactionCreate, admin: AdminUser,
                              settings: AppSettings,
                              idempotency_key: IdempotencyKey = None) -> Response:
     new = service.NewTransaction(
@@ -37,10 +38,10 @@ async def create_transaction(body: TransactionCreate, admin: AdminUser, work: Wo
         # statement commits by itself, so the invoice's row lock lasts one round trip, not
         # three (BEGIN, statement, COMMIT). On one busy invoice that is the whole limit
         # (docs/PERFORMANCE.md, "payment, one hot invoice").
-        return json_response(await work.autocommit(
+        return json_response(await autocommit(
             lambda: service.record_transaction(new=new)), status=201)
     return await idempotency.keyed(
-        work, settings, key=idempotency_key, caller=admin, route="POST /invoice-transactions",
+        settings, key=idempotency_key, caller=admin, route="POST /invoice-transactions",
         body=body, status=201, run=lambda: service.record_transaction(new=new))
 
 

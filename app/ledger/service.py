@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -86,7 +86,7 @@ def transaction_out(row: Mapping[str, Any]) -> TransactionOut:
 async def record_transaction(*, new: NewTransaction) -> TransactionOut:
     """Record a succeeded payment or a refund, or refuse it and record nothing."""
     now = utcnow()
-    row = {**asdict(new), "status": "succeeded", "created_at": now,
+    row = {**vars(new), "status": "succeeded", "created_at": now,
            "payment_date": new.payment_date or now}
     for _ in range(ATTEMPTS):
         # More decimals than any currency has: no statement can accept it (and PostgreSQL's

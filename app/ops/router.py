@@ -9,10 +9,9 @@ from pydantic import BaseModel
 
 from app.db.connection import db
 from app.errors import Unavailable
-from app.http.deps import Work
-from app.http.jsonbody import make_router
 from app.http.problems import problems
 from app.http.responses import json_response
+from app.http.routing import make_router
 from app.ops import metrics
 
 router = make_router(tags=["operations"])
@@ -39,7 +38,7 @@ async def metrics_endpoint() -> Response:
 
 @router.get("/ready", response_model=Health, summary="Readiness: the database answers",
             responses=problems({503: ["database_unavailable"]}))
-async def ready(work: Work) -> Response:  # work: gives the connection back
+async def ready() -> Response:
     try:
         await asyncio.wait_for(db.aexecute_sql("SELECT 1"), READY_TIMEOUT_SECONDS)
     except Exception as exc:

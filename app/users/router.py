@@ -13,13 +13,14 @@ from app.auth.deps import (
     Principal,
     ensure_admin_or_self,
 )
+from app.db.transaction import transaction
 from app.errors import Forbidden
 from app.http import idempotency
-from app.http.deps import AppSettings, Work
-from app.http.jsonbody import make_router
+from app.http.deps import AppSettings
 from app.http.params import Cursor, IdempotencyKey, Limit
 from app.http.problems import ADMIN, problems
 from app.http.responses import json_response
+from app.http.routing import make_router
 from app.pagination import DEFAULT_LIMIT, Page
 from app.users import service
 from app.users.schemas import UserCreate, UserOut, UserUpdate
@@ -32,13 +33,13 @@ router = make_router(prefix="/users", tags=["users"])
                                              "idempotency_key_in_use"],
                                        422: ["validation_error", "idempotency_key_reused"]},
                                 body=True))
-async def create_user(body: UserCreate, actor: OptionalUser, hasher: Hasher, work: Work,
+async def create_user(body: UserCreate, actor: OptionalUser, hasher: Hasher,
                       settings: AppSettings, idempotency_key: IdempotencyKey = None) -> Response:
     if body.role == "admin" and (actor is None or not actor.is_admin):
         raise Forbidden("only an admin can create admin accounts")
     password_hash = await hasher.hash(body.password)  # before the transaction: ~50 ms
     return await idempotency.created(
-        work, settings, key=idempotency_key, caller=actor, route="POST /users", body=body,
+        settings, key=idempotency_key, caller=actor, route="POST /users", body=body,
         run=lambda: service.create_user(data=body, password_hash=password_hash))
 
 
@@ -77,18 +78,18 @@ def _allowed_changes(actor: Principal, data: UserUpdate) -> dict[str, Any]:
 @router.patch("/{user_id}", response_model=UserOut, summary="Change a user (admin or self)",
               responses=_UPDATE_ERRORS)
 async def update_user(user_id: uuid.UUID, body: UserUpdate, actor: CurrentUser,
-                      hasher: Hasher, work: Work) -> Response:
+                      hasher: Hasher) -> Response:
     ensure_admin_or_self(actor, user_id)
     changes = _allowed_changes(actor, body)
     if "password" in changes:  # hashed before the transaction: ~50 ms
         changes["password_hash"] = await hasher.hash(changes.pop("password"))
-    user = await work.transaction(lambda: service.update_user(user_id=user_id, changes=changes))
+    user = await transaction(lambda: service.update_user(user_id=user_id, changes=changes))
     return json_response(user)
 
 
 @router.delete("/{user_id}", status_code=204, summary="Deactivate a user (admin)",
                responses=problems(ADMIN, {404: ["user_not_found"], 409: ["last_admin"],
                                           422: ["validation_error"]}))
-async def deactivate_user(user_id: uuid.UUID, admin: AdminUser, work: Work) -> Response:
-    await work.transaction(lambda: service.deactivate_user(user_id=user_id))
+async def deactivate_user(user_id: uuid.UUID, admin: AdminUser) -> Response:
+    await transaction(lambda: service.deactivate_user(user_id=user_id))
     return Response(status_code=204)

@@ -15,11 +15,13 @@ from typing import Annotated, Any
 from fastapi import Header, Request, Response
 
 from app.config import Settings
+from app.db.transaction import transaction
 from app.http import replay
-from app.http.deps import AppSettings, Work
-from app.http.jsonbody import json_invalid, loads_exact, make_router, validate_as
+from app.http.deps import AppSettings
+from app.http.jsonbody import json_invalid, loads_exact, validate_as
 from app.http.problems import problems
 from app.http.responses import json_response
+from app.http.routing import make_router
 from app.ops import metrics
 from app.webhooks import service, signature
 from app.webhooks.schemas import WebhookResult
@@ -53,7 +55,7 @@ async def _verified(request: Request, header: str | None, kind: service.EventTyp
 
 
 def _handler(kind: service.EventType) -> Callable[..., Awaitable[Response]]:
-    async def handle(request: Request, work: Work, settings: AppSettings,
+    async def handle(request: Request, settings: AppSettings,
                      x_signature: Signature = None) -> Response:
         event, payload = await _verified(request, x_signature, kind, settings)
         claim = replay.Claim(
@@ -64,7 +66,7 @@ def _handler(kind: service.EventType) -> Callable[..., Awaitable[Response]]:
             busy=lambda: service.EventIdReused(
                 f"event {event.id} is being processed; retry shortly"))
         try:
-            outcome = await work.transaction(lambda: replay.once(
+            outcome = await transaction(lambda: replay.once(
                 claim, status=200, run=lambda: service.apply(kind=kind, event=event)))
         except service.EventIdReused:
             metrics.record_webhook(kind.name, "id_reused")
