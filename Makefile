@@ -1,18 +1,22 @@
-# Two commands a new machine needs: `make run` and `make test` (Python 3.11+ only).
+# Two commands a new machine needs: `make run` and `make test` (Python 3.11 to 3.14).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint migrate reconcile bench clean
+.PHONY: run test lint migrate reconcile bench stop clean
 
+# The first run installs about 150 MB of wheels into .venv (one to three minutes on a
+# typical connection); later runs skip this until a requirements file changes.
 $(STAMP): requirements.txt requirements-dev.txt
-	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed, found " + sys.version.split()[0]'
+	@$(PYTHON) -c 'import sys; v = sys.version_info; assert (3, 11) <= v[:2] <= (3, 14), "Python 3.11 to 3.14 is needed (the pinned wheels cover those), found " + sys.version.split()[0]'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	@echo "Installing the dependencies into $(VENV) (first run: one to three minutes)..."
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install -r requirements-dev.txt
 	@rm -f $(VENV)/.installed-*
 	@touch $@
+	@echo "Dependencies installed."
 
 run: $(STAMP)
 	$(BIN)/python -m app serve
@@ -35,5 +39,10 @@ reconcile: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(if $(QUICK),--quick,)
 
-clean:
+# Stop the embedded PostgreSQL that `make run` / `make test` leave running under .data/.
+stop:
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m app db stop; else echo "nothing to stop (no $(VENV))"; fi
+
+# Stops the embedded database first; keeps its data (.data/): `rm -rf .data` forgets it.
+clean: stop
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,4 +1,4 @@
-"""Command line: python -m app {serve,migrate,create-admin,reconcile,sign-webhook}."""
+"""Command line: python -m app {serve,migrate,create-admin,reconcile,sign-webhook,db}."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 from app.config import ConfigError, Settings, get_settings
+from app.db.location import EmbeddedUnavailable
 
 
 def _url(settings: Settings) -> str:
@@ -26,23 +27,25 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def create_admin(settings: Settings, url: str, *, username: str, email: str,
+def create_admin(settings: Settings, url: str | None = None, *, username: str, email: str,
                  password: str) -> str:
-    """Make an admin account directly in the database; its id. For the CLI and for tests
-    that need a first admin."""
+    """Make an admin account directly in the database and return its id: the CLI's
+    `create-admin`, and the way a test makes its first admin
+    (`create_admin(app.state.settings, username=..., email=..., password=...)`).
+    `url` defaults to the settings' database (DATABASE_URL or the embedded one)."""
     from app.auth.passwords import PasswordHasher
     from app.db.location import sync_database
     from app.users.schemas import UserCreate
 
     data = UserCreate(username=username, email=email, password=password, role="admin")
-    database = sync_database(url)
+    database = sync_database(url or _url(settings))
     with database.connection_context():
         taken = database.execute_sql(
             "SELECT 1 FROM users WHERE lower(username) = lower(%s) OR email = %s",
             (data.username, data.email)).fetchone()
         if taken:
-            raise SystemExit(f"a user with username {data.username!r} or email {data.email!r} "
-                             "already exists")
+            raise ValueError(f"a user with username {data.username!r} or email "
+                             f"{data.email!r} already exists")
         user_id = uuid.uuid4()
         database.execute_sql(
             "INSERT INTO users (id, username, email, password_hash, role) "
@@ -66,6 +69,9 @@ def cmd_create_admin(args: argparse.Namespace, settings: Settings) -> int:
         for err in exc.errors():
             print(f"{'.'.join(map(str, err['loc']))}: {err['msg']}", file=sys.stderr)
         return 2
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     print(f"admin {args.username} created (id {user_id}); log in with POST /login")
     return 0
 
@@ -77,6 +83,20 @@ def _has_admin(url: str) -> bool:
     with database.connection_context():
         return database.execute_sql(
             "SELECT 1 FROM users WHERE role = 'admin' AND is_active").fetchone() is not None
+
+
+def _port_taken(host: str, port: int) -> str | None:
+    """Why the server could not listen there, or None (checked before saying it will)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -93,10 +113,17 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                          password=s.admin_password)
             print(f"created the first admin, {s.admin_username}")
         else:
-            print("No admin yet. Make one with:\n  .venv/bin/python -m app create-admin "
-                  "--username admin --email admin@example.com --password 'a-long-password'\n"
-                  "(or set ADMIN_USERNAME, ADMIN_EMAIL and ADMIN_PASSWORD before `make run`)")
+            print("No admin yet. Make one (in another terminal) with:\n"
+                  "  .venv/bin/python -m app create-admin --username admin "
+                  "--email admin@example.com --password 'a-long-password'\n"
+                  "In Docker: docker compose exec app python -m app create-admin ...\n"
+                  "Or set ADMIN_USERNAME, ADMIN_EMAIL and ADMIN_PASSWORD before starting.")
     host, port = args.host or s.host, args.port or s.port
+    problem = _port_taken(host, port)
+    if problem:
+        print(f"cannot serve on {host}:{port}: {problem}. Stop what holds the port, or choose "
+              "another with --port or PORT.", file=sys.stderr)
+        return 1
     print(f"Payment App on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     uvicorn.run(
         "app.main:create_app",
@@ -133,6 +160,18 @@ def cmd_sign_webhook(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_db_stop(args: argparse.Namespace, settings: Settings) -> int:
+    from app.db.location import stop_embedded
+
+    if settings.database_url:
+        print("DATABASE_URL is set: that server is not ours to stop", file=sys.stderr)
+        return 1
+    stopped = stop_embedded(settings.data_dir)
+    print(f"embedded PostgreSQL under {settings.data_dir} "
+          + ("stopped" if stopped else "was not running"))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -160,10 +199,19 @@ def main(argv: list[str] | None = None) -> int:
     sign.add_argument("--timestamp", type=int, help="unix seconds (default: now)")
     sign.set_defaults(fn=cmd_sign_webhook)
 
+    db = sub.add_parser("db", help="the embedded development database")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("stop", help="stop the embedded PostgreSQL under DATA_DIR "
+                      "(the next command that needs it starts it again)"
+                      ).set_defaults(fn=cmd_db_stop)
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     try:
         return args.fn(args, get_settings())
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except EmbeddedUnavailable as exc:
+        print(exc, file=sys.stderr)
         return 2

@@ -66,9 +66,16 @@ class Settings(BaseSettings):
 
     cors_origins: str = ""
     log_level: str = "INFO"
+    # json or text; unset: text in development, json everywhere else (app/ops/logging.py)
+    log_format: Literal["json", "text"] | None = None
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = Field(default=1, ge=1)
+
+    # Unset secrets are generated once into DATA_DIR and reused (as in development), also
+    # in production: for one machine or a shared volume (docker-compose.yml). Several
+    # machines must be given SECRET_KEY and WEBHOOK_SECRET instead.
+    generate_secrets: bool = False
 
     admin_username: str | None = None
     admin_email: str | None = None
@@ -77,7 +84,17 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check(self) -> Settings:
         self.default_currency = self.default_currency.upper()
+        self.secret_key = self.secret_key or None  # SECRET_KEY= (empty) is unset
+        self.webhook_secret = self.webhook_secret or None
         if self.app_env == "production":
+            if self.generate_secrets:
+                for name, value in (("SECRET_KEY", self.secret_key),
+                                    ("WEBHOOK_SECRET", self.webhook_secret)):
+                    if value is not None and not all(
+                            _is_strong(s) for s in self.webhook_secrets_from(value)):
+                        raise ConfigError(f"{name} is set but weak; unset it to have one "
+                                          "generated, or give one of 32+ random characters")
+                return self
             if not _is_strong(self.secret_key):
                 raise ConfigError(
                     "APP_ENV=production needs SECRET_KEY: a random value of at least "
@@ -96,6 +113,10 @@ class Settings(BaseSettings):
     @staticmethod
     def webhook_secrets_from(raw: str) -> list[str]:
         return [s.strip() for s in raw.split(",") if s.strip()]
+
+    @property
+    def resolved_log_format(self) -> str:
+        return self.log_format or ("text" if self.app_env == "development" else "json")
 
     @property
     def cors_origin_list(self) -> list[str]:

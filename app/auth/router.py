@@ -56,6 +56,8 @@ async def _login_body(request: Request) -> LoginBody:
 )
 async def login(body: Annotated[LoginBody, Depends(_login_body)], hasher: Hasher,
                 tokens: Tokens, settings: AppSettings) -> Response:
+    """The OAuth2 password form (as Swagger's Authorize sends it) or JSON; the username may
+    also be the email. Repeated failures for one account are throttled (`429`)."""
     # No transaction: each statement commits by itself, so the attempt is counted before
     # the password is checked (and concurrent guesses never wait on one another).
     token, expires_in = await service.login(
@@ -67,5 +69,6 @@ async def login(body: Annotated[LoginBody, Depends(_login_body)], hasher: Hasher
 @router.post("/logout", status_code=204, summary="Revoke the token used for this call",
              responses=problems(AUTH))
 async def logout(principal: CurrentUser) -> Response:
+    """The token used for this call is refused from now on; other sessions go on."""
     await transaction(lambda: service.logout(claims=principal.claims))
     return Response(status_code=204)

@@ -92,7 +92,7 @@ class RequestContextMiddleware:
             route_path = getattr(route, "path", None) or "unmatched"
             metrics.record_request(method, route_path, status_holder["status"], elapsed)
             access_log.info(
-                "request",
+                "%s %s %s %.1f ms", method, scope["path"], status_holder["status"], duration_ms,
                 extra={
                     "request_id": request_id,
                     "method": method,

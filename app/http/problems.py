@@ -87,13 +87,54 @@ _ALWAYS: dict[int, list[str]] = {
     500: ["internal_error"],
     503: ["database_unavailable", "database_busy"],
 }
-_WITH_BODY: dict[int, list[str]] = {413: ["payload_too_large"]}
+_WITH_BODY: dict[int, list[str]] = {413: ["payload_too_large"], 415: ["unsupported_media_type"]}
 AUTH: dict[int, list[str]] = {401: ["not_authenticated"]}
 ADMIN: dict[int, list[str]] = {401: ["not_authenticated"], 403: ["forbidden"]}
 
 
+# A typical `detail` for every code, shown as the examples of each error in /docs.
+EXAMPLES: dict[str, str] = {
+    "validation_error": "body.amount: amount must be greater than 0",
+    "read_only_field": "status is computed from the invoice's transactions and cannot be set "
+                       "(it is pending)",
+    "invalid_party": "payer_id: user 0b8f5c43-6d1a-4b7e-9a52-2f0c6f1b7a10 is deactivated",
+    "invalid_cursor": "cursor is not one this API issued; pass next_cursor from the previous "
+                      "page",
+    "idempotency_key_reused": "this Idempotency-Key was already used with a different "
+                              "request; use a new key for a new request",
+    "not_authenticated": "sign in first: send 'Authorization: Bearer <token>'",
+    "invalid_credentials": "incorrect username or password",
+    "invalid_signature": "signature does not match the body",
+    "forbidden": "this needs an admin account",
+    "user_not_found": "no user with id 0b8f5c43-6d1a-4b7e-9a52-2f0c6f1b7a10",
+    "invoice_not_found": "no invoice with id 3f1e6d2a-8c4b-4f0e-b7a9-5d2c1e0f9a84",
+    "transaction_not_found": "no transaction with id 9a7b3c1d-2e4f-4a6b-8c0d-1e2f3a4b5c6d",
+    "username_taken": "that username is taken",
+    "email_taken": "that email is already registered",
+    "last_admin": "this is the last active admin; make another admin first",
+    "amount_exceeds_due": "payment of 30.00 exceeds the amount due 10.00",
+    "amount_exceeds_refundable": "refund of 50.00 exceeds the refundable amount 20.00",
+    "amount_below_paid": "amount 40.00 is below the 50.00 already paid",
+    "money_has_moved": "currency cannot change once money has moved",
+    "invoice_has_transactions": "this invoice has transactions and is part of the ledger; it "
+                                "cannot be deleted",
+    "invoice_changed": "the invoice kept changing while this was being recorded; retry",
+    "idempotency_key_in_use": "a request with this Idempotency-Key is still being processed; "
+                              "retry shortly",
+    "event_id_reused": "event id evt_1N2b3C was already delivered with a different body",
+    "payload_too_large": "request body is larger than 65536 bytes",
+    "unsupported_media_type": "this route takes a body as application/json, not text/plain: "
+                              "send Content-Type: application/json",
+    "too_many_attempts": "too many failed logins for this account; try again in 300 seconds",
+    "internal_error": "an unexpected error occurred; quote request id 5f0c… when reporting it",
+    "database_unavailable": "the database is not reachable right now; retry shortly",
+    "database_busy": "the database was too busy to finish this request; retry shortly",
+}
+
+
 def problems(*groups: dict[int, list[str]], body: bool = False) -> dict[int | str, Any]:
-    """OpenAPI `responses` for the problem+json errors a route can give, codes listed."""
+    """OpenAPI `responses` for the problem+json errors a route can give: the codes listed,
+    and an example of each."""
     merged: dict[int, list[str]] = {}
     for group in (*groups, _ALWAYS, _WITH_BODY if body else {}):
         for status, codes in group.items():
@@ -101,7 +142,11 @@ def problems(*groups: dict[int, list[str]], body: bool = False) -> dict[int | st
             merged[status] += [c for c in codes if c not in merged[status]]
     return {
         status: {
-            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+            "content": {PROBLEM_JSON: {
+                "schema": {"$ref": "#/components/schemas/Problem"},
+                "examples": {code: {"summary": code, "value": problem_body(
+                    status, code, EXAMPLES.get(code, code.replace("_", " ")))}
+                    for code in codes}}},
             "description": "`" + "`, `".join(codes) + "`",
         }
         for status, codes in sorted(merged.items())

@@ -1,5 +1,5 @@
-"""The app's route class: every route reads JSON exactly and gives its database
-connection back when it is done."""
+"""The app's route class: every route reads JSON exactly, refuses a body in a media type it
+does not take, and gives its database connection back when it is done."""
 
 from __future__ import annotations
 
@@ -8,16 +8,32 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
 
 from app.db.transaction import release_connection
 from app.http.jsonbody import ExactJSONRequest
 
+NOT_STARTED = ("the app's lifespan has not run, so it has no database: serve it with uvicorn, "
+               "or in tests use `with TestClient(app) as client:` (a TestClient made without "
+               "`with` never starts the app)")
+
 
 class AppRoute(APIRoute):
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        documented = ((self.openapi_extra or {}).get("requestBody") or {}).get("content")
+        # The media types the route's body may come in; None: it takes no body.
+        self.media_types: list[str] | None = (
+            list(documented) if documented else ["application/json"] if self.body_field
+            else None)
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def handle(request: Request) -> Response:
+            if not getattr(request.app.state, "started", False):
+                raise RuntimeError(NOT_STARTED)
+            self._check_media_type(request)
             # The dependencies, the endpoint and its unit of work all run in here, on one
             # pooled connection at most (taken on first use); it goes back here, whatever
             # happened, before the answer is sent.
@@ -27,6 +43,22 @@ class AppRoute(APIRoute):
                 await release_connection()
 
         return handle
+
+    def _check_media_type(self, request: Request) -> None:
+        """415 for a body the route does not read: another media type, or none at all (as
+        FastAPI's own strict default would not read it either)."""
+        if self.media_types is None:
+            return
+        headers = request.headers
+        if headers.get("content-length", "0") == "0" and "transfer-encoding" not in headers:
+            return  # no body: the route's own validation says what is missing
+        media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media_type in self.media_types or (
+                media_type.endswith("+json") and "application/json" in self.media_types):
+            return
+        raise HTTPException(415, f"this route takes a body as {' or '.join(self.media_types)}"
+                                 f", not {media_type or 'one without a Content-Type'}: send "
+                                 f"Content-Type: {self.media_types[-1]}")
 
 
 def make_router(**kwargs: Any) -> APIRouter:

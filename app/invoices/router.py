@@ -28,6 +28,8 @@ router = make_router(prefix="/invoices", tags=["invoices"])
 async def create_invoice(body: InvoiceCreate, admin: AdminUser,
                          settings: AppSettings,
                          idempotency_key: IdempotencyKey = None) -> Response:
+    """From a payer to a receiver (two different, active users), in `currency` (ISO 4217;
+    `DEFAULT_CURRENCY` when left out). `status` and the sums follow its transactions."""
     return await idempotency.created(
         settings, key=idempotency_key, caller=admin, route="POST /invoices", body=body,
         run=lambda: service.create_invoice(data=body,
@@ -46,6 +48,7 @@ async def list_invoices(
     created_after: Annotated[InTimestamp | None, Query()] = None,
     created_before: Annotated[InTimestamp | None, Query()] = None,
 ) -> Response:
+    """Newest first, a page at a time; filter by status, payer, receiver or creation time."""
     return json_response(await service.list_invoices(
         limit=limit, cursor=cursor, status=status, payer_id=payer_id, receiver_id=receiver_id,
         created_after=created_after, created_before=created_before))
@@ -55,6 +58,7 @@ async def list_invoices(
             summary="One invoice (admin, its payer or its receiver)",
             responses=problems(ADMIN, {404: ["invoice_not_found"], 422: ["validation_error"]}))
 async def get_invoice(invoice_id: uuid.UUID, viewer: CurrentUser) -> Response:
+    """An admin, the payer or the receiver may read it."""
     invoice = await service.get_invoice(invoice_id=invoice_id)
     ensure_can_see_invoice(viewer, invoice.payer_id, invoice.receiver_id)
     return json_response(invoice)
@@ -70,6 +74,8 @@ _UPDATE_ERRORS = problems(ADMIN, {
 @router.patch("/{invoice_id}", response_model=InvoiceOut, summary="Change an invoice (admin)",
               responses=_UPDATE_ERRORS)
 async def update_invoice(invoice_id: uuid.UUID, body: InvoiceUpdate, admin: AdminUser) -> Response:
+    """`PUT` and `PATCH` both change only the fields sent. The amount never goes below what
+    was paid; payer, receiver and currency change only while nothing has been paid."""
     return json_response(await transaction(
         lambda: service.update_invoice(invoice_id=invoice_id, data=body)))
 
@@ -80,5 +86,6 @@ async def update_invoice(invoice_id: uuid.UUID, body: InvoiceUpdate, admin: Admi
                                           409: ["invoice_has_transactions"],
                                           422: ["validation_error"]}))
 async def delete_invoice(invoice_id: uuid.UUID, admin: AdminUser) -> Response:
+    """Only an invoice with no transactions at all; one in the ledger stays for good."""
     await transaction(lambda: service.delete_invoice(invoice_id=invoice_id))
     return Response(status_code=204)

@@ -29,6 +29,9 @@ router = make_router(prefix="/invoice-transactions", tags=["transactions"])
 async def create_transaction(body: TransactionCreate, admin: AdminUser,
                              settings: AppSettings,
                              idempotency_key: IdempotencyKey = None) -> Response:
+    """A payment (`"kind": "payment"`, the default) or a refund, checked and recorded in one
+    step: more than is due (or refundable) is refused and nothing is recorded. Send an
+    `Idempotency-Key` to retry safely."""
     new = service.NewTransaction(
         invoice_id=body.invoice_id, amount=body.amount, kind=body.kind,
         payment_mode=body.payment_mode, payment_date=body.payment_date,
@@ -52,6 +55,7 @@ async def create_transaction(body: TransactionCreate, admin: AdminUser,
 async def list_invoice_transactions(invoice_id: uuid.UUID, admin: AdminUser,
                                     limit: Limit = DEFAULT_LIMIT,
                                     cursor: Cursor = None) -> Response:
+    """Oldest first, a page at a time."""
     return json_response(await service.list_for_invoice(invoice_id=invoice_id, limit=limit,
                                                         cursor=cursor))
 
@@ -61,4 +65,5 @@ async def list_invoice_transactions(invoice_id: uuid.UUID, admin: AdminUser,
             responses=problems(ADMIN, {404: ["transaction_not_found"],
                                        422: ["validation_error"]}))
 async def get_transaction(transaction_id: uuid.UUID, admin: AdminUser) -> Response:
+    """One transaction of the ledger."""
     return json_response(await service.get_transaction(transaction_id=transaction_id))

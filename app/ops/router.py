@@ -25,6 +25,7 @@ class Health(BaseModel):
 
 @router.get("/health", response_model=Health, summary="Liveness (no database)")
 async def health() -> Response:
+    """Answers while the process runs, without touching the database."""
     return json_response(Health(status="ok"))
 
 
@@ -32,6 +33,7 @@ async def health() -> Response:
             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
                              "description": "Prometheus text format"}})
 async def metrics_endpoint() -> Response:
+    """Prometheus text format: requests, latencies, transactions, provider events, pool."""
     body, content_type = metrics.render()
     return Response(body, media_type=content_type)
 
@@ -39,6 +41,7 @@ async def metrics_endpoint() -> Response:
 @router.get("/ready", response_model=Health, summary="Readiness: the database answers",
             responses=problems({503: ["database_unavailable"]}))
 async def ready() -> Response:
+    """200 when the database answers within 2 s, else 503: for load balancers."""
     try:
         await asyncio.wait_for(db.aexecute_sql("SELECT 1"), READY_TIMEOUT_SECONDS)
     except Exception as exc:

@@ -29,12 +29,15 @@ router = make_router(prefix="/users", tags=["users"])
 
 
 @router.post("", status_code=201, response_model=UserOut, summary="Sign up",
+             openapi_extra={"security": [{}]},  # a token is optional here
              responses=problems(ADMIN, {409: ["username_taken", "email_taken",
                                              "idempotency_key_in_use"],
                                        422: ["validation_error", "idempotency_key_reused"]},
                                 body=True))
 async def create_user(body: UserCreate, actor: OptionalUser, hasher: Hasher,
                       settings: AppSettings, idempotency_key: IdempotencyKey = None) -> Response:
+    """Anyone may sign up. Only an admin may create another admin (`"role": "admin"`); a
+    token is needed for that, and only for that. Passwords are taken exactly as sent."""
     if body.role == "admin" and (actor is None or not actor.is_admin):
         raise Forbidden("only an admin can create admin accounts")
     password_hash = await hasher.hash(body.password)  # before the transaction: ~50 ms
@@ -47,12 +50,14 @@ async def create_user(body: UserCreate, actor: OptionalUser, hasher: Hasher,
             responses=problems(ADMIN, {422: ["validation_error", "invalid_cursor"]}))
 async def list_users(admin: AdminUser, limit: Limit = DEFAULT_LIMIT,
                      cursor: Cursor = None) -> Response:
+    """Newest first, a page at a time: pass `next_cursor` back as `cursor`."""
     return json_response(await service.list_users(limit=limit, cursor=cursor))
 
 
 @router.get("/{user_id}", response_model=UserOut, summary="One user (admin or self)",
             responses=problems(ADMIN, {404: ["user_not_found"], 422: ["validation_error"]}))
 async def get_user(user_id: uuid.UUID, actor: CurrentUser) -> Response:
+    """An admin sees anyone; a user sees their own account."""
     ensure_admin_or_self(actor, user_id)
     return json_response(await service.get_user(user_id=user_id))
 
@@ -79,6 +84,8 @@ def _allowed_changes(actor: Principal, data: UserUpdate) -> dict[str, Any]:
               responses=_UPDATE_ERRORS)
 async def update_user(user_id: uuid.UUID, body: UserUpdate, actor: CurrentUser,
                       hasher: Hasher) -> Response:
+    """`PUT` and `PATCH` both change only the fields sent. Only an admin changes `role` or
+    `is_active`. A new password ends every token issued before it (log in again)."""
     ensure_admin_or_self(actor, user_id)
     changes = _allowed_changes(actor, body)
     if "password" in changes:  # hashed before the transaction: ~50 ms
@@ -91,5 +98,7 @@ async def update_user(user_id: uuid.UUID, body: UserUpdate, actor: CurrentUser,
                responses=problems(ADMIN, {404: ["user_not_found"], 409: ["last_admin"],
                                           422: ["validation_error"]}))
 async def deactivate_user(user_id: uuid.UUID, admin: AdminUser) -> Response:
+    """The account can no longer log in and its tokens stop working; invoices that name it
+    stay. `PATCH {"is_active": true}` reactivates it (with new tokens only)."""
     await transaction(lambda: service.deactivate_user(user_id=user_id))
     return Response(status_code=204)

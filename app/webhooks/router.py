@@ -28,9 +28,9 @@ from app.webhooks.schemas import WebhookResult
 
 router = make_router(prefix="/webhooks", tags=["webhooks"])
 
-Signature = Annotated[str | None, Header(
-    alias="X-Signature",
-    description="t=<unix seconds>,v1=<hex HMAC-SHA256 of f'{t}.' + raw body>")]
+# Documented as the ProviderSignature security scheme (app/main.py), so /docs has a field
+# for it under Authorize; read here without validation, so a missing one is 401, not 422.
+Signature = Annotated[str | None, Header(alias="X-Signature", include_in_schema=False)]
 
 _ERRORS = problems({401: ["invalid_signature"], 404: ["invoice_not_found"],
                     409: ["event_id_reused", "amount_exceeds_due", "amount_exceeds_refundable",
@@ -82,15 +82,23 @@ def _handler(kind: service.EventType) -> Callable[..., Awaitable[Response]]:
     return handle
 
 
-for path, name, kind, summary in (
+_ONCE = ("Each event id takes effect once: a repeat with the same body gets the first "
+         "answer again (`\"duplicate\": true`); the same id with another body is `409`.")
+
+for path, name, kind, summary, what in (
     ("/payment/success", "payment_success", service.PAYMENT_SUCCEEDED,
-     "Provider: a payment succeeded (signed)"),
+     "Provider: a payment succeeded (signed)",
+     "Records a payment of `amount_paid` on the invoice, by the same rules as an admin's."),
     ("/payment/failure", "payment_failure", service.PAYMENT_FAILED,
-     "Provider: a payment attempt failed (signed)"),
-    ("/refund", "refund", service.REFUND, "Provider: a refund was made (signed)"),
+     "Provider: a payment attempt failed (signed)",
+     "Records the failed attempt; no money moves. The invoice shows `payment_failed` until "
+     "something is paid."),
+    ("/refund", "refund", service.REFUND, "Provider: a refund was made (signed)",
+     "Records a refund of `refunded_amount`, never more than was paid and not yet refunded."),
 ):
     router.add_api_route(
         path, _handler(kind), methods=["POST"], response_model=WebhookResult,
-        responses=_ERRORS, summary=summary, name=name,
-        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-            "schema": kind.body.model_json_schema()}}}})
+        responses=_ERRORS, summary=summary, name=name, description=f"{what} {_ONCE}",
+        openapi_extra={"security": [{"ProviderSignature": []}],
+                       "requestBody": {"required": True, "content": {"application/json": {
+                           "schema": kind.body.model_json_schema()}}}})
