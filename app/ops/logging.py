@@ -27,11 +27,16 @@ class _Json(JsonFormatter):
         log_record.pop("color_message", None)
 
 
+# Fields the access line's message already says, left out of the text format.
+_IN_ACCESS_MESSAGE = {"method", "path", "route", "status", "duration_ms"}
+
+
 class _Text(logging.Formatter):
     """`12:00:01 INFO  app.access GET /invoices/… 200 12.3 ms  request_id=…`"""
 
     def format(self, record: logging.LogRecord) -> str:
-        extra = {k: v for k, v in vars(record).items() if k not in _STANDARD}
+        skip = _STANDARD | (_IN_ACCESS_MESSAGE if record.name == "app.access" else set())
+        extra = {k: v for k, v in vars(record).items() if k not in skip}
         line = (f"{self.formatTime(record, '%H:%M:%S')} {record.levelname:<7} "
                 f"{record.name} {record.getMessage()}")
         if extra:

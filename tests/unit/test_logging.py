@@ -17,10 +17,12 @@ def record(**extra: object) -> logging.LogRecord:
 
 
 def test_text_is_one_line_with_the_fields() -> None:
-    line = _Text().format(record(request_id="r1", user_id=None, color_message="\x1b[1mx"))
+    line = _Text().format(record(request_id="r1", user_id=None, color_message="\x1b[1mx",
+                                 method="GET", path="/x", status=200))
     assert "\n" not in line and "\x1b" not in line
     assert "INFO" in line and "app.access GET /x 200" in line and "request_id=r1" in line
     assert "user_id" not in line  # empty fields are left out
+    assert "status=" not in line and "method=" not in line  # the message says them
 
 
 def test_json_drops_the_coloured_copy() -> None:
