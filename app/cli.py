@@ -1,4 +1,5 @@
-"""Command line: python -m app {serve,migrate,create-admin,reconcile,sign-webhook,db}."""
+"""Command line: python -m app {serve,migrate,create-admin,reconcile,sign-webhook,deliver,
+receive-events,db}."""
 
 from __future__ import annotations
 
@@ -160,6 +161,45 @@ def cmd_sign_webhook(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_deliver(args: argparse.Namespace, settings: Settings) -> int:
+    """Send deliveries until interrupted (SIGINT/SIGTERM); several may run at once."""
+    import asyncio
+    import signal
+
+    from app.db import connection
+    from app.db.migrations import migrate
+    from app.events.worker import Deliverer
+    from app.ops.logging import configure_logging
+
+    configure_logging(settings.log_level, settings.resolved_log_format)
+    url = _url(settings)
+    migrate(url)
+
+    async def main() -> None:
+        connection.configure(settings, url)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        deliverer = Deliverer(settings)
+        try:
+            await deliverer.run(stop)
+        finally:
+            await deliverer.aclose()
+            await connection.close()
+
+    print("delivering events to webhook endpoints (Ctrl+C stops)", flush=True)
+    asyncio.run(main())
+    return 0
+
+
+def cmd_receive_events(args: argparse.Namespace, settings: Settings) -> int:
+    from app.events.receiver import serve
+
+    serve(args.port, args.secret, args.status)
+    return 0
+
+
 def cmd_db_stop(args: argparse.Namespace, settings: Settings) -> int:
     from app.db.location import stop_embedded
 
@@ -198,6 +238,17 @@ def main(argv: list[str] | None = None) -> int:
     sign.add_argument("--secret", help="defaults to the first WEBHOOK_SECRET")
     sign.add_argument("--timestamp", type=int, help="unix seconds (default: now)")
     sign.set_defaults(fn=cmd_sign_webhook)
+
+    sub.add_parser("deliver", help="send events to the webhook endpoints until stopped "
+                   "(serve does this too unless DELIVER_IN_PROCESS=false)"
+                   ).set_defaults(fn=cmd_deliver)
+
+    receive = sub.add_parser("receive-events", help="a local endpoint that prints the "
+                             "events it is sent and checks their signatures")
+    receive.add_argument("--port", type=int, default=9000)
+    receive.add_argument("--secret", help="the endpoint's whsec_… secret, to verify")
+    receive.add_argument("--status", type=int, default=200, help="the status to answer")
+    receive.set_defaults(fn=cmd_receive_events)
 
     db = sub.add_parser("db", help="the embedded development database")
     db_sub = db.add_subparsers(dest="db_command", required=True)

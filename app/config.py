@@ -77,6 +77,23 @@ class Settings(BaseSettings):
     # machines must be given SECRET_KEY and WEBHOOK_SECRET instead.
     generate_secrets: bool = False
 
+    # Outgoing events (app/events/): retention, delivery and its retries.
+    event_retention_days: int = Field(default=30, ge=1)
+    # Seconds to wait after each failed attempt; one attempt more than delays, then failed.
+    delivery_retry_delays: str = "5,300,1800,7200,18000,36000,36000"
+    delivery_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # An endpoint whose deliveries have all failed for this long is disabled.
+    endpoint_disable_after_seconds: int = Field(default=5 * 24 * 3600, ge=1)
+    # How long the old secret still signs after a rotation.
+    secret_rotation_overlap_seconds: int = Field(default=24 * 3600, ge=0)
+    # Serve also sends deliveries (one in-process worker per server process); off, only
+    # `python -m app deliver` does.
+    deliver_in_process: bool = True
+    delivery_poll_seconds: float = Field(default=0.5, gt=0, le=60)
+    delivery_concurrency: int = Field(default=8, ge=1, le=256)
+    # Endpoint URLs to loopback and private addresses; unset: allowed except in production.
+    webhook_allow_private_urls: bool | None = None
+
     admin_username: str | None = None
     admin_email: str | None = None
     admin_password: str | None = None
@@ -117,6 +134,16 @@ class Settings(BaseSettings):
     @property
     def resolved_log_format(self) -> str:
         return self.log_format or ("text" if self.app_env == "development" else "json")
+
+    @property
+    def retry_delays(self) -> list[float]:
+        return [float(d) for d in self.delivery_retry_delays.split(",") if d.strip()]
+
+    @property
+    def private_urls_allowed(self) -> bool:
+        if self.webhook_allow_private_urls is None:
+            return self.app_env != "production"
+        return self.webhook_allow_private_urls
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -21,6 +21,8 @@ from app.db import connection
 from app.db.location import database_url
 from app.db.migrations import migrate
 from app.db.transaction import release_connection
+from app.events import router as events_router
+from app.events.worker import Deliverer
 from app.http import replay
 from app.http.docs import install_docs
 from app.http.handlers import install_error_handlers
@@ -58,6 +60,10 @@ TAGS = [
     {"name": "webhooks", "description": "Events from the payment provider, signed with "
      "`X-Signature` (Authorize: `t=<unix seconds>,v1=<hex>`, made by "
      "`python -m app sign-webhook FILE`). Each event id takes effect once."},
+    {"name": "events", "description": "Events to the merchant's systems: every change of "
+     "an invoice or of money, written with the change, and POSTed to the webhook endpoints "
+     "subscribed to it, signed per Standard Webhooks (`webhook-id`, `webhook-timestamp`, "
+     "`webhook-signature`), retried with growing delays, in order per invoice."},
     {"name": "users", "description": "Accounts: anyone signs up; admins manage the rest."},
     {"name": "auth", "description": "Log in for a bearer token; log out to revoke it."},
     {"name": "operations", "description": "Liveness, readiness and Prometheus metrics."},
@@ -87,6 +93,22 @@ def _document(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def _start_deliveries(settings: Settings) -> Callable[[], Awaitable[None]]:
+    """The in-process delivery worker; returns what stops it (letting sends finish)."""
+    deliverer, stop = Deliverer(settings), asyncio.Event()
+    task = asyncio.create_task(deliverer.run(stop), name="deliveries")
+
+    async def stopped() -> None:
+        stop.set()
+        try:
+            await asyncio.wait_for(task, settings.delivery_timeout_seconds + 5)
+        except TimeoutError:
+            log.warning("delivery worker did not stop in time; its leases will run out")
+        await deliverer.aclose()
+
+    return stopped
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.resolved_log_format)
@@ -105,10 +127,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning("could not purge expired replays", exc_info=True)
         finally:
             await release_connection()  # the lifespan task lives as long as the app
+        delivering = _start_deliveries(settings) if settings.deliver_in_process else None
         log.info("ready", extra={"env": settings.app_env})
         app.state.started = True
         yield
         app.state.started = False
+        if delivering is not None:
+            await delivering()
         await connection.close()
 
     app = FastAPI(title="Payment App", version="1.0.0", description=DESCRIPTION,
@@ -120,7 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _document(app)
     install_docs(app)
     for module in (ops_router, auth_router, users_router, invoices_router, ledger_router,
-                   webhooks_router):
+                   webhooks_router, events_router):
         app.include_router(module.router)
 
     if settings.cors_origin_list:

@@ -28,19 +28,20 @@ class Page(BaseModel, Generic[T]):
 class InvalidCursor(Invalid, code="invalid_cursor"): ...
 
 
-def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
+def encode_cursor(created_at: datetime, row_id: Any) -> str:
     raw = f"{created_at.isoformat()}|{row_id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+def decode_cursor(cursor: str, id_of: Callable[[str], Any] = uuid.UUID) -> tuple[datetime, Any]:
+    """The (created_at, id) after which the next page starts; `id_of` parses the id."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         created, row_id = base64.urlsafe_b64decode(padded.encode()).decode().split("|")
         when = datetime.fromisoformat(created)
         if when.tzinfo is None:
             raise ValueError("naive timestamp")
-        return when.astimezone(UTC), uuid.UUID(row_id)
+        return when.astimezone(UTC), id_of(row_id)
     except (ValueError, OverflowError) as exc:
         raise InvalidCursor(
             "cursor is not one this API issued; pass next_cursor from the previous page",
@@ -48,9 +49,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 
 
 def page(rows: Sequence[Mapping[str, Any]], limit: int,
-         out: Callable[[Mapping[str, Any]], T]) -> Page[T]:
+         out: Callable[[Mapping[str, Any]], T], id_key: str = "id") -> Page[T]:
     kept = rows[:limit]
     more = len(rows) > limit
     return Page(data=[out(row) for row in kept],
-                   next_cursor=encode_cursor(kept[-1]["created_at"], kept[-1]["id"])
-                   if more else None)
+                next_cursor=encode_cursor(kept[-1]["created_at"], kept[-1][id_key])
+                if more else None)

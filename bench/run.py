@@ -90,6 +90,12 @@ SCENARIOS = [
 ]
 
 
+# pay_spread again, with one endpoint subscribed to every event: each payment's events are
+# queued and sent by the app's in-process workers to a local receiver during the load.
+EVENTS = Scenario("pay_events", f"payment, {seed.SPREAD:,} invoices, 1 endpoint", "pay.lua",
+                  "pay_spread.sql", SCENARIOS[2].wrk_args, SCENARIOS[2].pg_vars, pays="201")
+
+
 def list_scenarios(size: str) -> list[Scenario]:
     return [
         Scenario(f"list_first@{size}", f"GET /invoices?limit=50, first page, {size}",
@@ -152,6 +158,56 @@ class Run:
               f"p50 {point.p50_ms:6.1f}  p99 {point.p99_ms:7.1f} ms  err {point.errors}  | "
               f"pgbench {pg.tps:8,.0f} tps  ({point.ratio:.0%}) {'; '.join(point.notes)}",
               flush=True)
+
+    def events_scenario(self, db: seed.Database) -> list[str]:
+        """EVENTS with a receiver subscribed; the delivery queue's age sampled throughout."""
+        import threading
+
+        port = harness.free_port()
+        log = (self.workdir / "receiver.log").open("wb")
+        receiver = subprocess.Popen([sys.executable, "-m", "app", "receive-events", "--port",
+                                     str(port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        headers = {"Authorization": f"Bearer {self.token}"}
+        ages: list[float] = []
+        stop = threading.Event()
+
+        def sample() -> None:
+            sampler = seed.Database(self.db_url)
+            while not stop.is_set():
+                age = sampler.rows("SELECT EXTRACT(EPOCH FROM now() - min(created_at)) "
+                                   "FROM deliveries WHERE status = 'pending'")[0][0]
+                ages.append(float(age or 0))
+                time.sleep(0.25)
+            sampler.close()
+
+        try:
+            time.sleep(1)
+            r = httpx.post(f"{self.app.url}/webhook-endpoints", headers=headers, json={
+                "url": f"http://127.0.0.1:{port}/", "event_types": ["*"]}, timeout=30)
+            if r.status_code != 201:
+                raise BenchError(f"could not add the endpoint: {r.status_code} {r.text[:300]}")
+            thread = threading.Thread(target=sample, daemon=True)
+            thread.start()
+            self.scenario(EVENTS)
+            drained = time.monotonic()
+            while db.rows("SELECT count(*) FROM deliveries WHERE status = 'pending'")[0][0]:
+                if time.monotonic() - drained > 120:
+                    break
+                time.sleep(0.25)
+            drained = time.monotonic() - drained
+            stop.set()
+            thread.join()
+            counts = dict(db.rows("SELECT status, count(*) FROM deliveries GROUP BY status"))
+            httpx.delete(f"{self.app.url}/webhook-endpoints/{r.json()['id']}", headers=headers,
+                         timeout=30)
+        finally:
+            stop.set()
+            receiver.terminate()
+            receiver.wait(10)
+            log.close()
+        return [f"events: deliveries {counts}; oldest pending delivery during the load at most "
+                f"{max(ages, default=0):.1f} s (sampled every 0.25 s); queue empty "
+                f"{drained:.1f} s after the load"]
 
     def keepalive_probe(self) -> str:
         """GET /health over one keep-alive connection: the HTTP floor, no database."""
@@ -282,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
         print(notes[-1], flush=True)
         for scn in SCENARIOS:
             run.scenario(scn)
+        notes += run.events_scenario(db)
+        print(notes[-1], flush=True)
         for size, label in ((10_000, "10k"), (cfg.big, cfg.big_label)):
             took = db.top_up(size)
             notes.append(f"seeded to {size:,} invoices (generate_series INSERT + ANALYZE) "

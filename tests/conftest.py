@@ -32,6 +32,7 @@ from tests.support import (
     Account,
     Api,
     Database,
+    Receiver,
     Server,
     pgbouncer,
     pgbouncer_installed,
@@ -152,6 +153,13 @@ def admin(api: Api) -> Account:
 @pytest.fixture
 def alice(api: Api) -> Account:
     return api.user(name="alice")
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,8 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SECRET_KEY = "test-secret-key-" + "x" * 40
 WEBHOOK_SECRETS = ["whsec_current_" + "a" * 32, "whsec_previous_" + "b" * 32]
 PASSWORD = "correct-horse-42"
-TABLES = ("replays", "invoice_transactions", "invoices", "login_throttles", "revoked_tokens",
-          "users")
+TABLES = ("delivery_attempts", "deliveries", "webhook_endpoints", "events", "replays",
+          "invoice_transactions", "invoices", "login_throttles", "revoked_tokens", "users")
 
 
 def free_port() -> int:
@@ -55,6 +55,10 @@ def app_env(database_url: str, **extra: str) -> dict[str, str]:
         "WEBHOOK_SECRET": ",".join(WEBHOOK_SECRETS),
         "LOG_LEVEL": "INFO",
         "DB_POOL_SIZE": "10",
+        # Outgoing events: retries in fractions of a second, a worker that looks often.
+        "DELIVERY_RETRY_DELAYS": "0.3,0.6,1.2",
+        "DELIVERY_POLL_SECONDS": "0.05",
+        "DELIVERY_TIMEOUT_SECONDS": "3",
     })
     env.update(extra)
     return env
@@ -400,3 +404,70 @@ def deliver(api: Api, path: str, payload: dict | bytes, signature: str | None = 
 
 def evt() -> str:
     return f"evt_{uuid.uuid4().hex}"
+
+
+# -- a merchant's endpoint -------------------------------------------------------------------
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class Receiver:
+    """A real HTTP server on a free port that records what it is sent and answers with the
+    scripted statuses, then 200 (`fail_always` answers 500 to everything)."""
+
+    def __init__(self, statuses: list[int] | None = None,
+                 respond: Callable[[Received], int | None] | None = None) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.received: list[Received] = []
+        self.statuses = list(statuses or [])
+        self.fail_always = False
+        self.respond = respond  # a status for this request, or None for the script's
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                got = Received(self.path, {k.lower(): v for k, v in self.headers.items()},
+                               body, time.monotonic())
+                with receiver.lock:
+                    receiver.received.append(got)
+                    status = receiver.respond(got) if receiver.respond else None
+                    if status is None:
+                        status = 500 if receiver.fail_always else (
+                            receiver.statuses.pop(0) if receiver.statuses else 200)
+                self.send_response(status)
+                self.send_header("content-length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def wait_for(self, count: int, timeout: float = 15) -> list[Received]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if len(self.received) >= count:
+                    return list(self.received)
+            time.sleep(0.02)
+        raise AssertionError(f"the receiver got {len(self.received)} requests, not {count}")
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

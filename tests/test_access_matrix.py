@@ -21,6 +21,7 @@ from tests.support import PASSWORD, SECRET_KEY, Api, sign
 PERSONAS = ("anonymous", "expired", "revoked", "deactivated", "user", "payer", "receiver",
             "admin")
 NO_TOKEN = (401, 401, 401, 401)
+ADMIN_ONLY = (*NO_TOKEN, 403, 403, 403, 200)
 
 
 @dataclass
@@ -30,6 +31,8 @@ class World:
     invoice_id: str
     empty_invoice_id: str
     transaction_id: str
+    event_id: str
+    endpoint_id: str
 
 
 def mint(user_id: str, *, expired: bool = False) -> tuple[str, str]:
@@ -65,7 +68,13 @@ def build_world(api: Api, password_hash: str) -> World:
         "payment_mode, payment_date, source) VALUES (%s, %s, 'payment', 'succeeded', 100, "
         "'INR', 'upi', now(), 'api')", (tx_id, invoice_id))
     api.db.rows("UPDATE invoices SET amount_recovered = 100 WHERE id = %s", (invoice_id,))
-    return World(ids, tokens, invoice_id, empty_id, tx_id)
+    event_id, endpoint_id = f"evt_{uuid.uuid4().hex}", str(uuid.uuid4())
+    api.db.rows("INSERT INTO events (id, type, invoice_id, created_at, data) VALUES "
+                "(%s, 'invoice.created', %s, now(), '{\"object\": {}}')", (event_id, invoice_id))
+    api.db.rows("INSERT INTO webhook_endpoints (id, url, event_types, secret, created_at, "
+                "updated_at) VALUES (%s, 'http://127.0.0.1:9/hooks', '{invoice.deleted}', "
+                "'whsec_AAAA', now(), now())", (endpoint_id,))
+    return World(ids, tokens, invoice_id, empty_id, tx_id, event_id, endpoint_id)
 
 
 Request = Callable[[httpx.Client, World, dict[str, str]], httpx.Response]
@@ -139,6 +148,27 @@ MATRIX: dict[tuple[str, str], tuple[Request, tuple[int, ...]]] = {
                                             (200,) * 8),
     ("POST", "/webhooks/refund"): (_webhook("/webhooks/refund", "refunded_amount"),
                                    (200,) * 8),
+    ("GET", "/events"): (lambda c, w, h: c.get("/events", headers=h), ADMIN_ONLY),
+    ("GET", "/events/{event_id}"): (lambda c, w, h: c.get(f"/events/{w.event_id}", headers=h),
+                                    ADMIN_ONLY),
+    ("GET", "/events/{event_id}/deliveries"): (lambda c, w, h: c.get(
+        f"/events/{w.event_id}/deliveries", headers=h), ADMIN_ONLY),
+    ("POST", "/events/{event_id}/redeliver"): (lambda c, w, h: c.post(
+        f"/events/{w.event_id}/redeliver", headers=h, json={"endpoint_id": w.endpoint_id}),
+        (*NO_TOKEN, 403, 403, 403, 202)),
+    ("POST", "/webhook-endpoints"): (lambda c, w, h: c.post("/webhook-endpoints", headers=h, json={
+        "url": "http://127.0.0.1:9/x", "event_types": ["*"]}), (*NO_TOKEN, 403, 403, 403, 201)),
+    ("GET", "/webhook-endpoints"): (lambda c, w, h: c.get("/webhook-endpoints", headers=h),
+                                    ADMIN_ONLY),
+    ("GET", "/webhook-endpoints/{endpoint_id}"): (lambda c, w, h: c.get(
+        f"/webhook-endpoints/{w.endpoint_id}", headers=h), ADMIN_ONLY),
+    ("PATCH", "/webhook-endpoints/{endpoint_id}"): (lambda c, w, h: c.patch(
+        f"/webhook-endpoints/{w.endpoint_id}", headers=h, json={"description": "d"}),
+        ADMIN_ONLY),
+    ("DELETE", "/webhook-endpoints/{endpoint_id}"): (lambda c, w, h: c.delete(
+        f"/webhook-endpoints/{w.endpoint_id}", headers=h), (*NO_TOKEN, 403, 403, 403, 204)),
+    ("POST", "/webhook-endpoints/{endpoint_id}/rotate-secret"): (lambda c, w, h: c.post(
+        f"/webhook-endpoints/{w.endpoint_id}/rotate-secret", headers=h), ADMIN_ONLY),
 }
 
 

@@ -90,6 +90,27 @@ def assert_invariants(api: Api) -> None:
     assert orphans == 0
     admins = api.db.scalar("SELECT count(*) FROM users WHERE role = 'admin' AND is_active")
     assert admins >= 1
+    # Every ledger row has exactly its one event, every invoice its invoice.created, and an
+    # invoice.completed shows a completed invoice.
+    unmatched = api.db.rows("""
+        SELECT t.id, count(e.seq) AS events FROM invoice_transactions t
+        LEFT JOIN events e ON e.data -> 'transaction' ->> 'id' = t.id::text
+        GROUP BY t.id HAVING count(e.seq) <> 1""")
+    assert unmatched == [], unmatched
+    strays = api.db.scalar("""
+        SELECT count(*) FROM events e WHERE e.data ? 'transaction' AND NOT EXISTS (
+            SELECT 1 FROM invoice_transactions t
+            WHERE t.id::text = e.data -> 'transaction' ->> 'id')""")
+    assert strays == 0
+    created = api.db.rows("""
+        SELECT i.id FROM invoices i LEFT JOIN events e
+          ON e.invoice_id = i.id AND e.type = 'invoice.created'
+        GROUP BY i.id HAVING count(e.seq) <> 1""")
+    assert created == [], created
+    assert api.db.scalar("""
+        SELECT count(*) FROM events WHERE type = 'invoice.completed'
+          AND COALESCE(data -> 'invoice' ->> 'status', data -> 'object' ->> 'status')
+              <> 'completed'""") == 0
 
 
 def pay(admin: Account, invoice_id: str, amount: Any, **extra: Any) -> Request:

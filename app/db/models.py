@@ -11,18 +11,21 @@ import uuid
 from datetime import UTC, datetime
 
 from peewee import (
+    BigAutoField,
     BigIntegerField,
     BooleanField,
     CharField,
     CompositeKey,
     DateField,
     DateTimeField,
+    FloatField,
     ForeignKeyField,
     IntegerField,
     SmallIntegerField,
     TextField,
     UUIDField,
 )
+from playhouse.postgres_ext import ArrayField, BinaryJSONField
 from playhouse.pwasyncio import AsyncModel
 
 from app.db.connection import db
@@ -141,3 +144,69 @@ class Replay(BaseModel):
     class Meta:
         table_name = "replays"
         primary_key = CompositeKey("scope", "key")
+
+
+class Event(BaseModel):
+    """The outbox: written with the change it reports (app/events/). `seq` is the order."""
+
+    seq = BigAutoField()
+    id = TextField(unique=True)
+    type = TextField()
+    invoice_id = UUIDField(null=True)  # no foreign key: the invoice may be deleted
+    created_at = TimestampField()
+    data = BinaryJSONField()
+    previous = BinaryJSONField(null=True)
+
+    class Meta:
+        table_name = "events"
+
+
+class WebhookEndpoint(BaseModel):
+    """A merchant's URL that receives events, with its signing secret(s)."""
+
+    id = UUIDField(primary_key=True, default=uuid.uuid4)
+    url = TextField()
+    event_types = ArrayField(TextField)
+    description = TextField(default="")
+    secret = TextField()
+    previous_secret = TextField(null=True)
+    previous_secret_expires_at = TimestampField(null=True)
+    enabled = BooleanField(default=True)
+    disabled_reason = TextField(null=True)
+    failing_since = TimestampField(null=True)
+    created_at = TimestampField(default=utcnow)
+    updated_at = TimestampField(default=utcnow)
+
+    class Meta:
+        table_name = "webhook_endpoints"
+
+
+class Delivery(BaseModel):
+    """One event to one endpoint: pending until delivered or out of attempts."""
+
+    id = BigAutoField()
+    event = ForeignKeyField(Event, field=Event.seq, column_name="event_seq", lazy_load=False)
+    endpoint = ForeignKeyField(WebhookEndpoint, column_name="endpoint_id", lazy_load=False)
+    invoice_id = UUIDField(null=True)
+    status = TextField(default="pending")
+    attempts = IntegerField(default=0)
+    next_attempt_at = TimestampField()
+    created_at = TimestampField(default=utcnow)
+    updated_at = TimestampField(default=utcnow)
+
+    class Meta:
+        table_name = "deliveries"
+
+
+class DeliveryAttempt(BaseModel):
+    id = BigAutoField()
+    delivery = ForeignKeyField(Delivery, column_name="delivery_id", lazy_load=False)
+    attempt = IntegerField()
+    status_code = IntegerField(null=True)
+    error = TextField(null=True)
+    duration_ms = FloatField()
+    created_at = TimestampField()
+    next_attempt_at = TimestampField(null=True)
+
+    class Meta:
+        table_name = "delivery_attempts"

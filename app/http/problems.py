@@ -109,6 +109,11 @@ EXAMPLES: dict[str, str] = {
     "user_not_found": "no user with id 0b8f5c43-6d1a-4b7e-9a52-2f0c6f1b7a10",
     "invoice_not_found": "no invoice with id 3f1e6d2a-8c4b-4f0e-b7a9-5d2c1e0f9a84",
     "transaction_not_found": "no transaction with id 9a7b3c1d-2e4f-4a6b-8c0d-1e2f3a4b5c6d",
+    "event_not_found": "no event with id evt_5f0c3a1e9b2d4c8e8a7b6c5d4e3f2a1b",
+    "endpoint_not_found": "no webhook endpoint with id 6d2c1e0f-9a84-4f0e-b7a9-3f1e6d2a8c4b",
+    "invalid_url": "url's host 'localhost' resolves to 127.0.0.1, a loopback or private "
+                   "address; endpoints must be public (WEBHOOK_ALLOW_PRIVATE_URLS=true allows "
+                   "them)",
     "username_taken": "that username is taken",
     "email_taken": "that email is already registered",
     "last_admin": "this is the last active admin; make another admin first",

@@ -9,6 +9,7 @@ from typing import Any
 
 from app.db.models import utcnow
 from app.errors import Conflict, Invalid, NotFound
+from app.events import service as events
 from app.invoices import queries
 from app.invoices.schemas import InvoiceCreate, InvoiceOut, InvoiceStatus, InvoiceUpdate, Party
 from app.money import exponent, format_minor, minor_units
@@ -100,7 +101,9 @@ async def create_invoice(*, data: InvoiceCreate, default_currency: str) -> Invoi
         "id": invoice_id, "payer": data.payer_id, "receiver": data.receiver_id,
         "amount": amount, "currency": currency, "description": data.description,
         "due_date": data.due_date, "created_at": now, "updated_at": now})
-    return await get_invoice(invoice_id=invoice_id)
+    invoice = await get_invoice(invoice_id=invoice_id)
+    await events.record_invoice_event(type="invoice.created", invoice=invoice)
+    return invoice
 
 
 async def list_invoices(
@@ -134,8 +137,20 @@ async def update_invoice(*, invoice_id: uuid.UUID, data: InvoiceUpdate) -> Invoi
                                  values.get("receiver", current.receiver_id))
         values["updated_at"] = utcnow()
         await queries.update(invoice_id, values)
-        current = await get_invoice(invoice_id=invoice_id)
+        before, current = current, await get_invoice(invoice_id=invoice_id)
+        await _record_update(before, current)
     return current
+
+
+async def _record_update(before: InvoiceOut, after: InvoiceOut) -> None:
+    """invoice.updated with the changed fields' earlier values; invoice.completed too when
+    the change completed it (an amount lowered to what was paid)."""
+    old, new = before.model_dump(mode="json"), after.model_dump(mode="json")
+    previous = {k: v for k, v in old.items() if new[k] != v and k != "updated_at"}
+    await events.record_invoice_event(type="invoice.updated", invoice=after,
+                                      previous=previous)
+    if after.status == "completed" and before.status != "completed":
+        await events.record_invoice_event(type="invoice.completed", invoice=after)
 
 
 def _changed_columns(current: InvoiceOut, changes: dict[str, Any]) -> dict[str, Any]:
@@ -185,6 +200,8 @@ async def delete_invoice(*, invoice_id: uuid.UUID) -> None:
     snapshot, and the delete would then fail on the foreign key."""
     if not await queries.lock(invoice_id):
         raise InvoiceNotFound(f"no invoice with id {invoice_id}")
+    invoice = await get_invoice(invoice_id=invoice_id)
     if not await queries.delete_if_no_transactions(invoice_id):
         raise InvoiceHasTransactions(
             "this invoice has transactions and is part of the ledger; it cannot be deleted")
+    await events.record_invoice_event(type="invoice.deleted", invoice=invoice)

@@ -13,12 +13,20 @@ import peewee
 from app.db.connection import db
 from app.db.models import Invoice, InvoiceTransaction
 from app.db.sql import Statement
+from app.events.queries import FAN_OUT, NEW_EVENT_ID
+
+# The invoice as the API shows it (with its parties), from the row `moved` just wrote.
+INVOICE_SNAPSHOT = """(to_jsonb(moved) - 'moved_amount' || (
+    SELECT jsonb_build_object('payer_username', p.username, 'payer_email', p.email,
+                              'receiver_username', r.username, 'receiver_email', r.email)
+    FROM users p, users r WHERE p.id = moved.payer_id AND r.id = moved.receiver_id))"""
 
 # A payment or a refund: the invoice row is updated only if the rule allows, and the ledger
 # row is inserted only if it was (app/ledger/service.py explains why this shape is right
-# under READ COMMITTED). `amount` is an exact decimal; the minor units come from the
+# under READ COMMITTED), with its events and their deliveries (app/events/queries.py) in
+# the same statement. `amount` is an exact decimal; the minor units come from the
 # currency joined to the row version being updated.
-RECORD_TRANSACTION = Statement("""
+RECORD_TRANSACTION = Statement(f"""
 WITH moved AS (
     UPDATE invoices i SET
         amount_recovered = i.amount_recovered + CASE WHEN :kind = 'payment'
@@ -31,32 +39,55 @@ WITH moved AS (
     WHERE i.id = :invoice_id AND c.code = i.currency
       AND to_minor_units(:amount, c.exponent) <= CASE WHEN :kind = 'payment'
           THEN i.amount - i.amount_recovered ELSE i.amount_recovered - i.amount_refunded END
-    RETURNING i.id, i.currency, to_minor_units(:amount, c.exponent) AS amount
-)
-INSERT INTO invoice_transactions (id, invoice_id, kind, status, amount, currency,
-    payment_mode, payment_date, reference, source, event_id, created_at)
-SELECT :id, moved.id, :kind, 'succeeded', moved.amount, moved.currency, :payment_mode,
-       :payment_date, :reference, :source, :event_id, :created_at
-FROM moved
-RETURNING amount, currency
+    RETURNING i.*, to_minor_units(:amount, c.exponent) AS moved_amount
+), recorded AS (
+    INSERT INTO invoice_transactions (id, invoice_id, kind, status, amount, currency,
+        payment_mode, payment_date, reference, source, event_id, created_at)
+    SELECT :id, moved.id, :kind, 'succeeded', moved.moved_amount, moved.currency,
+           :payment_mode, :payment_date, :reference, :source, :event_id, :created_at
+    FROM moved
+    RETURNING *
+), new_events AS (
+    -- the movement's event, then invoice.completed if this payment completed the invoice
+    INSERT INTO events (id, type, invoice_id, created_at, data)
+    SELECT {NEW_EVENT_ID}, e.type, recorded.invoice_id, :created_at, e.data
+    FROM recorded, moved, LATERAL (VALUES
+        (1, CASE WHEN :kind = 'payment' THEN 'payment.succeeded' ELSE 'refund.succeeded' END,
+         jsonb_build_object('transaction', to_jsonb(recorded))),
+        (2, 'invoice.completed', CASE WHEN :kind = 'payment' AND moved.status = 'completed'
+         THEN jsonb_build_object('invoice', {INVOICE_SNAPSHOT}) END)
+    ) AS e (n, type, data)
+    WHERE e.data IS NOT NULL
+    ORDER BY e.n
+    RETURNING seq, type, invoice_id, created_at
+), {FAN_OUT}
+SELECT amount, currency FROM recorded
 """)
 
 # A payment attempt the provider reports as failed: marked on the invoice, recorded, no
 # money moves. Its amount, if given, must fit the invoice's currency.
-RECORD_FAILED_ATTEMPT = Statement("""
+RECORD_FAILED_ATTEMPT = Statement(f"""
 WITH attempt AS (
     UPDATE invoices i SET last_attempt_failed = true, updated_at = :created_at
     FROM currencies c
     WHERE i.id = :invoice_id AND c.code = i.currency
       AND (:amount::numeric IS NULL OR to_minor_units(:amount, c.exponent) IS NOT NULL)
     RETURNING i.id, i.currency, COALESCE(to_minor_units(:amount, c.exponent), 0) AS amount
-)
-INSERT INTO invoice_transactions (id, invoice_id, kind, status, amount, currency,
-    payment_mode, payment_date, reference, source, event_id, created_at)
-SELECT :id, attempt.id, 'payment', 'failed', attempt.amount, attempt.currency, :payment_mode,
-       :created_at, :reference, 'webhook', :event_id, :created_at
-FROM attempt
-RETURNING amount, currency
+), recorded AS (
+    INSERT INTO invoice_transactions (id, invoice_id, kind, status, amount, currency,
+        payment_mode, payment_date, reference, source, event_id, created_at)
+    SELECT :id, attempt.id, 'payment', 'failed', attempt.amount, attempt.currency,
+           :payment_mode, :created_at, :reference, 'webhook', :event_id, :created_at
+    FROM attempt
+    RETURNING *
+), new_events AS (
+    INSERT INTO events (id, type, invoice_id, created_at, data)
+    SELECT {NEW_EVENT_ID}, 'payment.failed', recorded.invoice_id, :created_at,
+           jsonb_build_object('transaction', to_jsonb(recorded))
+    FROM recorded
+    RETURNING seq, type, invoice_id, created_at
+), {FAN_OUT}
+SELECT amount, currency FROM recorded
 """)
 
 

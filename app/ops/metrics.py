@@ -32,6 +32,13 @@ TRANSACTION_AMOUNT = Counter("invoice_transaction_amount_minor_units_total",
                              ["kind", "currency", "source"])
 WEBHOOK_EVENTS = Counter("webhook_events_total", "Provider events by type and outcome",
                          ["type", "outcome"])
+DELIVERIES = Counter("webhook_deliveries_total",
+                     "Delivery attempts to merchant endpoints by outcome", ["outcome"])
+DELIVERY_QUEUE = Gauge("webhook_deliveries_pending", "Deliveries waiting to be sent",
+                       multiprocess_mode="max")
+DELIVERY_AGE = Gauge("webhook_deliveries_oldest_pending_seconds",
+                     "Age of the oldest delivery that is due and not yet delivered",
+                     multiprocess_mode="max")
 POOL_IN_USE = Gauge("db_pool_connections_in_use", "Database connections checked out",
                     multiprocess_mode="livesum")
 POOL_SIZE = Gauge("db_pool_connections_open", "Database connections open in the pool",

@@ -1,0 +1,59 @@
+"""Events as the API shows them and sends them: `data.object` is the invoice or the
+transaction exactly as the API returned it when the event happened.
+
+Events written from Python store that object already shaped; the ledger's one-statement
+payments store the raw rows they wrote (`{"invoice": …}` or `{"transaction": …}`), which
+are shaped here by the same functions that shape the API's answers."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from app.events.schemas import EventOut
+from app.invoices.service import invoice_out
+from app.ledger.service import transaction_out
+
+_TIMES = ("created_at", "updated_at", "payment_date")
+_IDS = ("id", "invoice_id", "payer_id", "receiver_id")
+
+
+def _typed(raw: dict[str, Any]) -> dict[str, Any]:
+    row = dict(raw)
+    for key in _TIMES:
+        if isinstance(row.get(key), str):
+            row[key] = datetime.fromisoformat(row[key])
+    for key in _IDS:
+        if isinstance(row.get(key), str):
+            row[key] = uuid.UUID(row[key])
+    if isinstance(row.get("due_date"), str):
+        row["due_date"] = date.fromisoformat(row["due_date"])
+    return row
+
+
+def event_object(data: dict[str, Any]) -> dict[str, Any]:
+    if "object" in data:
+        return data["object"]
+    if "transaction" in data:
+        return transaction_out(_typed(data["transaction"])).model_dump(mode="json")
+    return invoice_out(_typed(data["invoice"])).model_dump(mode="json")
+
+
+def _loaded(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def event_out(row: Any) -> EventOut:
+    return EventOut.model_construct(
+        id=row["id"], type=row["type"], created_at=row["created_at"],
+        invoice_id=row["invoice_id"],
+        data={"object": event_object(_loaded(row["data"]))},
+        previous=_loaded(row["previous"]))
+
+
+def event_body(row: Any) -> bytes:
+    """The bytes sent to endpoints: the same on every attempt, so the same signature
+    input for the same event and timestamp."""
+    return event_out(row).model_dump_json().encode()

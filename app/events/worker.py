@@ -1,0 +1,226 @@
+"""Delivery workers: send due deliveries to the merchant's endpoints, on PostgreSQL alone.
+
+A worker claims a batch with `FOR UPDATE SKIP LOCKED` and, in the same statement, leases
+it (pushes `next_attempt_at` past the send's deadline), so several workers never send one
+delivery at the same moment; a worker that dies leaves a lease that simply runs out, and
+the delivery is sent again (at least once, same `webhook-id`). A delivery waits while an
+earlier delivery of the same invoice to the same endpoint is still pending: per invoice
+and endpoint, events arrive in the order they were made. Polling, not LISTEN/NOTIFY: it
+works the same behind pgbouncer's transaction pooling, and a short poll interval keeps
+the queue's age low (docs/EVENTS.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+
+from app.config import Settings
+from app.db.connection import db
+from app.db.models import utcnow
+from app.db.sql import Statement
+from app.db.transaction import autocommit, release_connection, transaction
+from app.events.render import event_body
+from app.events.signing import headers as signed_headers
+from app.events.urls import InvalidEndpointUrl, check
+from app.ops import metrics
+
+log = logging.getLogger("app.deliveries")
+
+RESPONSE_LIMIT = 4096  # bytes of a response read, at most
+
+CLAIM = Statement("""
+UPDATE deliveries d SET next_attempt_at = :lease_until, attempts = d.attempts + 1,
+       updated_at = :now
+FROM events e, webhook_endpoints w
+WHERE d.id IN (
+    SELECT c.id FROM deliveries c
+    JOIN webhook_endpoints cw ON cw.id = c.endpoint_id AND cw.enabled
+    WHERE c.status = 'pending' AND c.next_attempt_at <= :now
+      AND NOT EXISTS (
+          SELECT 1 FROM deliveries earlier
+          WHERE earlier.status = 'pending' AND earlier.endpoint_id = c.endpoint_id
+            AND earlier.invoice_id = c.invoice_id AND earlier.event_seq < c.event_seq)
+    ORDER BY c.next_attempt_at, c.id
+    LIMIT :batch
+    FOR UPDATE OF c SKIP LOCKED)
+  AND e.seq = d.event_seq AND w.id = d.endpoint_id
+RETURNING d.id AS delivery_id, d.attempts AS attempt, d.endpoint_id,
+          e.seq, e.id, e.type, e.invoice_id, e.created_at, e.data, e.previous,
+          w.url, w.secret, w.previous_secret, w.previous_secret_expires_at
+""")
+
+_FINISH = Statement("""
+UPDATE deliveries SET status = :status, next_attempt_at = COALESCE(:next, next_attempt_at),
+       updated_at = :now
+WHERE id = :id AND status = 'pending'
+RETURNING id
+""")
+
+_ATTEMPT = Statement("""
+INSERT INTO delivery_attempts (delivery_id, attempt, status_code, error, duration_ms,
+                               created_at, next_attempt_at)
+VALUES (:id, :attempt, :status_code, :error, :duration_ms, :now, :next)
+""")
+
+_ENDPOINT_OK = Statement("""
+UPDATE webhook_endpoints SET failing_since = NULL
+WHERE id = :endpoint_id AND failing_since IS NOT NULL
+""")
+
+# Failing since the first failure after a success; disabled once that is long enough ago.
+_ENDPOINT_FAILED = Statement("""
+UPDATE webhook_endpoints SET
+    failing_since = COALESCE(failing_since, :now),
+    enabled = enabled AND COALESCE(failing_since, :now) > :disable_before,
+    disabled_reason = CASE WHEN enabled AND COALESCE(failing_since, :now) <= :disable_before
+        THEN 'every delivery failed since ' || to_char(
+            COALESCE(failing_since, :now) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+        ELSE disabled_reason END
+WHERE id = :endpoint_id
+""")
+
+_QUEUE = """
+SELECT count(*) AS pending,
+       EXTRACT(EPOCH FROM now() - min(created_at)) AS oldest
+FROM deliveries WHERE status = 'pending'
+"""
+
+_PRUNE = "DELETE FROM events WHERE created_at < %s"
+
+
+class Deliverer:
+    def __init__(self, settings: Settings, client: httpx.AsyncClient | None = None) -> None:
+        self.settings = settings
+        self.delays = settings.retry_delays
+        self.client = client or httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.delivery_timeout_seconds),
+            limits=httpx.Limits(max_connections=settings.delivery_concurrency * 2,
+                                max_keepalive_connections=settings.delivery_concurrency),
+            follow_redirects=False, trust_env=False,
+            headers={"user-agent": "PaymentApp-Webhooks/1.0"})
+        self._last_housekeeping = 0.0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Until `stop` is set: claim, send, record; sleep when nothing is due."""
+        while not stop.is_set():
+            try:
+                sent = await self.run_once()
+                await self._housekeeping()
+            except Exception:
+                log.exception("delivery loop")
+                sent = 0
+            finally:
+                await release_connection()
+            if sent < self.settings.delivery_concurrency:
+                try:
+                    await asyncio.wait_for(stop.wait(), self.settings.delivery_poll_seconds)
+                except TimeoutError:
+                    pass
+
+    async def run_once(self) -> int:
+        """Send one batch of due deliveries; how many were claimed."""
+        now = utcnow()
+        # Past the send's own deadline with as much again to spare: only a worker that died
+        # (or stalled longer than that) lets its lease run out and the delivery go again.
+        lease = timedelta(seconds=2 * self.settings.delivery_timeout_seconds + 1)
+        claimed = await autocommit(lambda: self._fetch(CLAIM, {
+            "now": now, "lease_until": now + lease,
+            "batch": self.settings.delivery_concurrency}))
+        await release_connection()
+        await asyncio.gather(*(self._deliver(row) for row in claimed))
+        return len(claimed)
+
+    async def _fetch(self, statement: Statement, values: dict[str, Any]) -> list[Any]:
+        return (await db.aexecute_sql(statement.text, statement.params(values))).fetchall()
+
+    async def _deliver(self, row: Any) -> None:
+        started = time.perf_counter()
+        status_code, error = await self._send(row)
+        duration_ms = round((time.perf_counter() - started) * 1000, 1)
+        ok = status_code is not None and 200 <= status_code < 300
+        try:
+            next_at = await transaction(lambda: self._record(row, ok, status_code, error,
+                                                             duration_ms))
+        finally:
+            await release_connection()
+        outcome = "delivered" if ok else ("retrying" if next_at else "failed")
+        metrics.DELIVERIES.labels(outcome).inc()
+        log.info("delivery attempt", extra={
+            "event_id": row["id"], "event_type": row["type"], "endpoint_id": row["endpoint_id"],
+            "attempt": row["attempt"], "status_code": status_code, "error": error,
+            "duration_ms": duration_ms, "outcome": outcome})
+
+    async def _send(self, row: Any) -> tuple[int | None, str | None]:
+        if not self.settings.private_urls_allowed:
+            try:  # again now: the name may point elsewhere than when it was saved
+                await check(row["url"], allow_private=False)
+            except InvalidEndpointUrl as exc:
+                return None, exc.detail
+        body = event_body(row)
+        secrets = [row["secret"]]
+        if row["previous_secret"] and row["previous_secret_expires_at"] and \
+                row["previous_secret_expires_at"] > utcnow():
+            secrets.append(row["previous_secret"])
+        headers = signed_headers(secrets, row["id"], int(time.time()), body)
+        headers["content-type"] = "application/json"
+        try:
+            async with asyncio.timeout(self.settings.delivery_timeout_seconds):
+                async with self.client.stream("POST", row["url"], content=body,
+                                              headers=headers) as response:
+                    read = 0
+                    async for chunk in response.aiter_bytes():
+                        read += len(chunk)
+                        if read >= RESPONSE_LIMIT:
+                            break
+                    return response.status_code, None
+        except TimeoutError:
+            return None, f"no answer within {self.settings.delivery_timeout_seconds:g} s"
+        except httpx.HTTPError as exc:
+            return None, f"{type(exc).__name__}: {exc}"[:500]
+
+    async def _record(self, row: Any, ok: bool, status_code: int | None,
+                      error: str | None, duration_ms: float) -> datetime | None:
+        """The attempt, the delivery's new state and the endpoint's health, in one
+        transaction; the next attempt's time, if there is one."""
+        now, attempt = utcnow(), row["attempt"]
+        if ok:
+            status, next_at = "delivered", None
+        elif attempt <= len(self.delays):
+            status, next_at = "pending", now + timedelta(seconds=self.delays[attempt - 1])
+        else:
+            status, next_at = "failed", None
+        if not await self._fetch(_FINISH, {"id": row["delivery_id"], "status": status,
+                                           "next": next_at, "now": now}):
+            return None  # dropped meanwhile (its endpoint was deleted) or already finished
+        await self._fetch(_ATTEMPT, {
+            "id": row["delivery_id"], "attempt": attempt, "status_code": status_code,
+            "error": error if not ok else None, "duration_ms": duration_ms, "now": now,
+            "next": next_at})
+        if ok:
+            await self._fetch(_ENDPOINT_OK, {"endpoint_id": row["endpoint_id"]})
+        else:
+            await self._fetch(_ENDPOINT_FAILED, {
+                "endpoint_id": row["endpoint_id"], "now": now,
+                "disable_before": now - timedelta(
+                    seconds=self.settings.endpoint_disable_after_seconds)})
+        return next_at
+
+    async def _housekeeping(self) -> None:
+        """Every few seconds: the queue's gauges; old events pruned."""
+        if time.monotonic() - self._last_housekeeping < 5:
+            return
+        self._last_housekeeping = time.monotonic()
+        queue = (await db.aexecute_sql(_QUEUE)).fetchone()
+        metrics.DELIVERY_QUEUE.set(queue["pending"])
+        metrics.DELIVERY_AGE.set(float(queue["oldest"] or 0))
+        cutoff = utcnow() - timedelta(days=self.settings.event_retention_days)
+        await db.aexecute_sql(_PRUNE, (cutoff,))
+
+    async def aclose(self) -> None:
+        await self.client.aclose()

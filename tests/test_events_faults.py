@@ -1,0 +1,150 @@
+"""Outgoing events survive crashes: delivery processes SIGKILLed mid-run and every database
+connection dropped, and still every event reaches the receiver, in order per invoice."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import psycopg2
+import pytest
+
+from app.db.location import connect_kwargs
+from tests.support import ROOT, Account, Api, Receiver, Server, app_env
+
+pytestmark = pytest.mark.slow
+
+# A short send deadline makes a dead worker's lease run out in 3 s.
+ENV = {"DELIVER_IN_PROCESS": "false", "DELIVERY_TIMEOUT_SECONDS": "1",
+       "DELIVERY_CONCURRENCY": "4"}
+
+
+def start_deliverer(database_url: str, log) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "app", "deliver"], cwd=ROOT,
+                            env=app_env(database_url, **ENV), stdout=log,
+                            stderr=subprocess.STDOUT)
+
+
+def drop_connections(database_url: str) -> int:
+    conn = psycopg2.connect(**connect_kwargs(database_url))
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                    "AND application_name = 'payment-app'")
+        dropped = cur.fetchone()[0]
+    conn.close()
+    return dropped
+
+
+@pytest.mark.faults
+def test_every_event_arrives_in_order_through_kills_and_dropped_connections(
+        api: Api, admin: Account, alice: Account, bob: Account, database_url: str,
+        tmp_path) -> None:
+    receiver = Receiver(respond=lambda got: time.sleep(0.02))  # so kills land mid-send
+    server = Server(database_url, tmp_path / "app.log", **ENV)
+    log = open(tmp_path / "deliver.log", "wb")
+    deliverers = [start_deliverer(database_url, log) for _ in range(2)]
+    try:
+        c, h = api.client, admin.headers
+        r = c.post(f"{server.url}/webhook-endpoints", headers=h,
+                   json={"url": receiver.url, "event_types": ["*"]})
+        assert r.status_code == 201, r.text
+        invoices = [api.invoice(admin, alice, bob, amount="100") for _ in range(20)]
+        for n in range(200):
+            if n == 80:  # every delivery process dies mid-run...
+                for p in deliverers:
+                    p.send_signal(signal.SIGKILL)
+                    p.wait()
+            if n == 100:  # ...and comes back
+                deliverers = [start_deliverer(database_url, log) for _ in range(2)]
+            if n == 140:
+                assert drop_connections(database_url) > 0
+            inv = invoices[n % len(invoices)]
+            for _ in range(5):  # a request that met a dropped connection may get 503: retry
+                r = c.post(f"{server.url}/invoice-transactions",
+                           headers={**h, "Idempotency-Key": f"pay-{n}"}, json={
+                               "invoice_id": inv["id"], "amount": "10", "payment_mode": "upi",
+                               "reference": f"p{n}"}, timeout=30)
+                if r.status_code != 503:
+                    break
+                time.sleep(0.2)
+            assert r.status_code == 201, r.text
+        expected = api.db.rows("SELECT id, invoice_id::text AS invoice_id FROM events "
+                               "ORDER BY seq")
+        assert len(expected) == 20 + 200 + 20  # created, paid, completed
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and api.db.scalar(
+                "SELECT count(*) FROM deliveries WHERE status <> 'delivered'"):
+            time.sleep(0.2)
+        assert api.db.scalar("SELECT count(*) FROM deliveries WHERE status <> 'delivered'") == 0
+    finally:
+        for p in deliverers:
+            p.terminate()
+            p.wait(15)
+        log.close()
+        server.stop()
+        receiver.close()
+    first_arrival: dict[str, int] = {}
+    for i, got in enumerate(receiver.received):
+        first_arrival.setdefault(got.headers["webhook-id"], i)
+    assert set(first_arrival) == {e["id"] for e in expected}  # every event at least once
+    for invoice_id in {e["invoice_id"] for e in expected}:
+        own = [e["id"] for e in expected if e["invoice_id"] == invoice_id]
+        assert sorted(own, key=first_arrival.__getitem__) == own, invoice_id
+    duplicates = len(receiver.received) - len(first_arrival)
+    print(f"{len(first_arrival)} events, {duplicates} sent more than once")
+
+
+def test_several_delivery_processes_send_each_delivery_once(
+        api: Api, admin: Account, alice: Account, bob: Account, database_url: str,
+        tmp_path) -> None:
+    """Three `deliver` processes racing for the same queue: SKIP LOCKED and the lease mean
+    no delivery is sent twice (nothing crashes here, so exactly once)."""
+    receiver = Receiver()
+    server = Server(database_url, tmp_path / "app.log", **ENV)
+    log = open(tmp_path / "deliver.log", "wb")
+    try:
+        r = api.client.post(f"{server.url}/webhook-endpoints", headers=admin.headers,
+                            json={"url": receiver.url, "event_types": ["invoice.created"]})
+        assert r.status_code == 201
+        for _ in range(150):  # queued before anyone delivers: all due at once
+            assert api.client.post(f"{server.url}/invoices", headers=admin.headers, json={
+                "payer_id": alice.id, "receiver_id": bob.id, "amount": "1",
+                "description": "race"}).status_code == 201
+        deliverers = [start_deliverer(database_url, log) for _ in range(3)]
+        got = receiver.wait_for(150, timeout=60)
+        time.sleep(1)  # a second send would come now
+    finally:
+        for p in locals().get("deliverers", []):
+            p.terminate()
+            p.wait(15)
+        log.close()
+        server.stop()
+        receiver.close()
+    ids = [g.headers["webhook-id"] for g in receiver.received]
+    assert len(ids) == len(set(ids)) == 150, len(ids)
+    assert len(got) >= 150
+
+
+def test_private_and_loopback_urls_are_refused_with_the_production_setting(
+        api: Api, admin: Account, database_url: str, tmp_path) -> None:
+    server = Server(database_url, tmp_path / "app.log", WEBHOOK_ALLOW_PRIVATE_URLS="false")
+    try:
+        for url in ("http://127.0.0.1:9000/", "http://localhost/hooks", "http://10.0.0.7/x",
+                    "http://169.254.169.254/latest", "http://[::1]/x", "file:///etc/passwd",
+                    "https://user:secret@merchant.example/x"):
+            r = api.client.post(f"{server.url}/webhook-endpoints", headers=admin.headers,
+                                json={"url": url, "event_types": ["*"]})
+            assert r.status_code == 422, (url, r.text)
+            assert r.json()["code"] in ("invalid_url", "validation_error"), r.text
+        r = api.client.post(f"{server.url}/webhook-endpoints", headers=admin.headers,
+                            json={"url": "https://93.184.215.14/hooks", "event_types": ["*"]})
+        assert r.status_code == 201, r.text
+        r = api.client.patch(f"{server.url}/webhook-endpoints/{r.json()['id']}",
+                             headers=admin.headers, json={"url": "http://127.0.0.1/x"})
+        assert r.status_code == 422 and r.json()["code"] == "invalid_url"
+    finally:
+        server.stop()
