@@ -73,6 +73,18 @@ def database_url() -> Iterator[str]:
     _admin_sql(server, f"DROP DATABASE IF EXISTS {TEST_DB} WITH (FORCE)")
 
 
+@pytest.fixture(scope="module")
+def own_database_url() -> Iterator[str]:
+    """A database of the module's own: no other test server (and its in-process delivery
+    worker) touches it."""
+    server, name = _server_url(), f"{TEST_DB}_own"
+    _admin_sql(server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", f"CREATE DATABASE {name}")
+    url = _with_database(server, name)
+    migrate(url)
+    yield url
+    _admin_sql(server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 @pytest.fixture(scope="session")
 def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     mode = os.environ.get("TEST_SERVER", "1")

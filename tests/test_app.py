@@ -115,3 +115,25 @@ def test_the_readme_way_to_test_with_test_client(database_url: str, db: Database
         assert r.status_code == 200, r.text
         r = client.get("/users", headers={"Authorization": f"Bearer {r.json()['access_token']}"})
         assert r.status_code == 200 and r.json()["data"][0]["role"] == "admin"
+
+
+def test_every_module_imports_on_its_own() -> None:
+    """An import cycle shows only when a module is imported first (as `python -m app deliver`
+    imports the delivery worker): import each one in a fresh interpreter."""
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    modules = sorted(".".join(p.relative_to(root).with_suffix("").parts)
+                     for p in (root / "app").rglob("*.py") if p.name != "__main__.py")
+
+    def imports(module: str) -> str | None:
+        done = subprocess.run([sys.executable, "-c", f"import {module}"], cwd=root,
+                              capture_output=True, text=True, timeout=60)
+        return None if done.returncode == 0 else f"{module}: {done.stderr[-300:]}"
+
+    with ThreadPoolExecutor(4) as pool:
+        failures = [f for f in pool.map(imports, modules) if f]
+    assert not failures, failures

@@ -1,5 +1,8 @@
 """Outgoing events survive crashes: delivery processes SIGKILLed mid-run and every database
-connection dropped, and still every event reaches the receiver, in order per invoice."""
+connection dropped, and still every event reaches the receiver, in order per invoice.
+
+These run on a database of their own, with a server whose in-process worker is off, so the
+`deliver` processes started here are the only ones sending."""
 
 from __future__ import annotations
 
@@ -7,18 +10,32 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
+import httpx
 import psycopg2
 import pytest
 
 from app.db.location import connect_kwargs
-from tests.support import ROOT, Account, Api, Receiver, Server, app_env
+from tests.support import ROOT, Account, Api, Database, Receiver, Server, app_env
 
 pytestmark = pytest.mark.slow
 
 # A short send deadline makes a dead worker's lease run out in 3 s.
 ENV = {"DELIVER_IN_PROCESS": "false", "DELIVERY_TIMEOUT_SECONDS": "1",
        "DELIVERY_CONCURRENCY": "4"}
+
+
+@pytest.fixture
+def own(own_database_url: str, password_hash: str, tmp_path) -> Iterator[Api]:
+    """The module's database, emptied, and a server on it that does not deliver."""
+    db = Database(own_database_url)
+    db.reset()
+    server = Server(own_database_url, tmp_path / "app.log", **ENV)
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        yield Api(client, db, password_hash, own_database_url)
+    server.stop()
+    db.conn.close()
 
 
 def start_deliverer(database_url: str, log) -> subprocess.Popen:
@@ -41,20 +58,22 @@ def drop_connections(database_url: str) -> int:
 
 @pytest.mark.faults
 def test_every_event_arrives_in_order_through_kills_and_dropped_connections(
-        api: Api, admin: Account, alice: Account, bob: Account, database_url: str,
-        tmp_path) -> None:
+        own: Api, tmp_path) -> None:
+    api = own
+    database_url = api.database_url
+    admin, alice, bob = api.user("admin"), api.user(), api.user()
     receiver = Receiver(respond=lambda got: time.sleep(0.02))  # so kills land mid-send
-    server = Server(database_url, tmp_path / "app.log", **ENV)
     log = open(tmp_path / "deliver.log", "wb")
     deliverers = [start_deliverer(database_url, log) for _ in range(2)]
     try:
         c, h = api.client, admin.headers
-        r = c.post(f"{server.url}/webhook-endpoints", headers=h,
+        r = c.post("/webhook-endpoints", headers=h,
                    json={"url": receiver.url, "event_types": ["*"]})
         assert r.status_code == 201, r.text
         invoices = [api.invoice(admin, alice, bob, amount="100") for _ in range(20)]
         for n in range(200):
             if n == 80:  # every delivery process dies mid-run...
+                assert all(p.poll() is None for p in deliverers), "a deliverer had died"
                 for p in deliverers:
                     p.send_signal(signal.SIGKILL)
                     p.wait()
@@ -64,7 +83,7 @@ def test_every_event_arrives_in_order_through_kills_and_dropped_connections(
                 assert drop_connections(database_url) > 0
             inv = invoices[n % len(invoices)]
             for _ in range(5):  # a request that met a dropped connection may get 503: retry
-                r = c.post(f"{server.url}/invoice-transactions",
+                r = c.post("/invoice-transactions",
                            headers={**h, "Idempotency-Key": f"pay-{n}"}, json={
                                "invoice_id": inv["id"], "amount": "10", "payment_mode": "upi",
                                "reference": f"p{n}"}, timeout=30)
@@ -80,49 +99,49 @@ def test_every_event_arrives_in_order_through_kills_and_dropped_connections(
                 "SELECT count(*) FROM deliveries WHERE status <> 'delivered'"):
             time.sleep(0.2)
         assert api.db.scalar("SELECT count(*) FROM deliveries WHERE status <> 'delivered'") == 0
+        assert all(p.poll() is None for p in deliverers), "a deliverer had died"
     finally:
         for p in deliverers:
             p.terminate()
             p.wait(15)
         log.close()
-        server.stop()
         receiver.close()
     first_arrival: dict[str, int] = {}
     for i, got in enumerate(receiver.received):
         first_arrival.setdefault(got.headers["webhook-id"], i)
     assert set(first_arrival) == {e["id"] for e in expected}  # every event at least once
     for invoice_id in {e["invoice_id"] for e in expected}:
-        own = [e["id"] for e in expected if e["invoice_id"] == invoice_id]
-        assert sorted(own, key=first_arrival.__getitem__) == own, invoice_id
+        mine = [e["id"] for e in expected if e["invoice_id"] == invoice_id]
+        assert sorted(mine, key=first_arrival.__getitem__) == mine, invoice_id
     duplicates = len(receiver.received) - len(first_arrival)
     print(f"{len(first_arrival)} events, {duplicates} sent more than once")
 
 
 def test_several_delivery_processes_send_each_delivery_once(
-        api: Api, admin: Account, alice: Account, bob: Account, database_url: str,
-        tmp_path) -> None:
+        own: Api, tmp_path) -> None:
     """Three `deliver` processes racing for the same queue: SKIP LOCKED and the lease mean
     no delivery is sent twice (nothing crashes here, so exactly once)."""
+    api = own
+    admin, alice, bob = api.user("admin"), api.user(), api.user()
     receiver = Receiver()
-    server = Server(database_url, tmp_path / "app.log", **ENV)
     log = open(tmp_path / "deliver.log", "wb")
     try:
-        r = api.client.post(f"{server.url}/webhook-endpoints", headers=admin.headers,
+        r = api.client.post("/webhook-endpoints", headers=admin.headers,
                             json={"url": receiver.url, "event_types": ["invoice.created"]})
         assert r.status_code == 201
         for _ in range(150):  # queued before anyone delivers: all due at once
-            assert api.client.post(f"{server.url}/invoices", headers=admin.headers, json={
+            assert api.client.post("/invoices", headers=admin.headers, json={
                 "payer_id": alice.id, "receiver_id": bob.id, "amount": "1",
                 "description": "race"}).status_code == 201
-        deliverers = [start_deliverer(database_url, log) for _ in range(3)]
+        deliverers = [start_deliverer(api.database_url, log) for _ in range(3)]
         got = receiver.wait_for(150, timeout=60)
         time.sleep(1)  # a second send would come now
+        assert all(p.poll() is None for p in deliverers), "a deliverer had died"
     finally:
         for p in locals().get("deliverers", []):
             p.terminate()
             p.wait(15)
         log.close()
-        server.stop()
         receiver.close()
     ids = [g.headers["webhook-id"] for g in receiver.received]
     assert len(ids) == len(set(ids)) == 150, len(ids)

@@ -104,6 +104,24 @@ def test_dockerfile_runs_as_non_root_with_a_healthcheck() -> None:
     assert "HEALTHCHECK" in text and "/health" in text
 
 
+def test_the_build_context_leaves_out_local_state_and_the_healthcheck_follows_port() -> None:
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    for local in (".venv", ".data", ".env", ".git", "tests"):
+        assert local in ignored, local  # .data holds a unix socket and the dev database
+    healthcheck = (ROOT / "Dockerfile").read_text().split("HEALTHCHECK", 1)[1]
+    assert "PORT" in healthcheck and "8000/health" not in healthcheck
+    compose = (ROOT / "docker-compose.yml").read_text()
+    assert "python -m app create-admin" in compose  # how to make the first admin
+
+
+def test_the_first_install_says_what_it_is_doing() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    install = [line for line in makefile.splitlines() if "pip install" in line
+               and "requirements-dev.txt" in line]
+    assert install and "--quiet" not in install[0]  # pip shows each download
+    assert "first run" in makefile and "stop:" in makefile and "clean: stop" in makefile
+
+
 def test_the_production_image_carries_no_embedded_database() -> None:
     assert "pip install -r requirements.txt" in (ROOT / "Dockerfile").read_text()
     runtime = (ROOT / "requirements.txt").read_text().lower()

@@ -11,6 +11,8 @@ from app.events.signing import verify
 
 def serve(port: int, secret: str | None, status: int) -> None:
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive: one connection per sender, not per event
+
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length") or 0))
             h = {k.lower(): v for k, v in self.headers.items()}
@@ -32,7 +34,11 @@ def serve(port: int, secret: str | None, status: int) -> None:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    class Server(ThreadingHTTPServer):
+        request_queue_size = 128  # the default 5 drops concurrent connects (SYN retries)
+        daemon_threads = True
+
+    server = Server(("127.0.0.1", port), Handler)
     print(f"receiving events on http://127.0.0.1:{port}/ (Ctrl+C stops)", flush=True)
     try:
         server.serve_forever()

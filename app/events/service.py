@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
 
 from app.db.models import utcnow
 from app.errors import NotFound
@@ -16,15 +15,6 @@ from app.pagination import Page, decode_cursor, page
 
 class EventNotFound(NotFound, code="event_not_found"): ...
 class EndpointNotFound(NotFound, code="endpoint_not_found"): ...
-
-
-async def record_invoice_event(*, type: str, invoice: Any,
-                               previous: dict[str, Any] | None = None) -> str:
-    """In the caller's transaction, with the change: an invoice event whose object is
-    `invoice` (an InvoiceOut) as the API shows it now."""
-    return await queries.record(type=type, invoice_id=invoice.id, created_at=utcnow(),
-                                data={"object": invoice.model_dump(mode="json")},
-                                previous=previous)
 
 
 async def get_event(*, event_id: str) -> EventOut:

@@ -34,19 +34,31 @@ log = logging.getLogger("app.deliveries")
 
 RESPONSE_LIMIT = 4096  # bytes of a response read, at most
 
+# The head of each (endpoint, invoice) line is its earliest pending delivery: only heads
+# are sent, so one invoice's events reach an endpoint in order. DISTINCT ON walks the
+# partial index in that order, linear in the pending rows whatever the planner's
+# statistics say (an anti-join here went quadratic on a table that had just grown). The
+# heads' rows are then locked with SKIP LOCKED and re-checked (READ COMMITTED re-reads a
+# row another worker leased meanwhile, and its new next_attempt_at excludes it), and
+# leased in the same statement.
 CLAIM = Statement("""
 UPDATE deliveries d SET next_attempt_at = :lease_until, attempts = d.attempts + 1,
        updated_at = :now
 FROM events e, webhook_endpoints w
 WHERE d.id IN (
     SELECT c.id FROM deliveries c
-    JOIN webhook_endpoints cw ON cw.id = c.endpoint_id AND cw.enabled
-    WHERE c.status = 'pending' AND c.next_attempt_at <= :now
-      AND NOT EXISTS (
-          SELECT 1 FROM deliveries earlier
-          WHERE earlier.status = 'pending' AND earlier.endpoint_id = c.endpoint_id
-            AND earlier.invoice_id = c.invoice_id AND earlier.event_seq < c.event_seq)
-    ORDER BY c.next_attempt_at, c.id
+    WHERE c.id IN (
+        SELECT head.id FROM (
+            SELECT DISTINCT ON (endpoint_id, invoice_id) id, endpoint_id, next_attempt_at
+            FROM deliveries WHERE status = 'pending'
+            ORDER BY endpoint_id, invoice_id, event_seq
+        ) head
+        JOIN webhook_endpoints hw ON hw.id = head.endpoint_id AND hw.enabled
+        WHERE head.next_attempt_at <= :now
+        ORDER BY head.next_attempt_at
+        LIMIT :batch * 4)
+      AND c.status = 'pending' AND c.next_attempt_at <= :now
+    ORDER BY c.next_attempt_at
     LIMIT :batch
     FOR UPDATE OF c SKIP LOCKED)
   AND e.seq = d.event_seq AND w.id = d.endpoint_id
@@ -55,17 +67,27 @@ RETURNING d.id AS delivery_id, d.attempts AS attempt, d.endpoint_id,
           w.url, w.secret, w.previous_secret, w.previous_secret_expires_at
 """)
 
+# A batch's outcomes in one statement: each delivery's new state and its attempt row. A
+# delivery dropped meanwhile (its endpoint deleted) or already finished is left alone.
 _FINISH = Statement("""
-UPDATE deliveries SET status = :status, next_attempt_at = COALESCE(:next, next_attempt_at),
-       updated_at = :now
-WHERE id = :id AND status = 'pending'
-RETURNING id
-""")
-
-_ATTEMPT = Statement("""
-INSERT INTO delivery_attempts (delivery_id, attempt, status_code, error, duration_ms,
-                               created_at, next_attempt_at)
-VALUES (:id, :attempt, :status_code, :error, :duration_ms, :now, :next)
+WITH outcome AS (
+    SELECT * FROM unnest(:ids::bigint[], :attempts::int[], :statuses::text[],
+                         :next_ats::timestamptz[], :codes::int[], :errors::text[],
+                         :durations::float8[])
+        AS o (id, attempt, status, next_at, status_code, error, duration_ms)
+), finished AS (
+    UPDATE deliveries d SET status = o.status,
+           next_attempt_at = COALESCE(o.next_at, d.next_attempt_at), updated_at = :now
+    FROM outcome o
+    WHERE d.id = o.id AND d.status = 'pending'
+    RETURNING d.id
+), logged AS (
+    INSERT INTO delivery_attempts (delivery_id, attempt, status_code, error, duration_ms,
+                                   created_at, next_attempt_at)
+    SELECT o.id, o.attempt, o.status_code, o.error, o.duration_ms, :now, o.next_at
+    FROM outcome o JOIN finished f ON f.id = o.id
+)
+SELECT id FROM finished
 """)
 
 _ENDPOINT_OK = Statement("""
@@ -100,7 +122,7 @@ class Deliverer:
         self.delays = settings.retry_delays
         self.client = client or httpx.AsyncClient(
             timeout=httpx.Timeout(settings.delivery_timeout_seconds),
-            limits=httpx.Limits(max_connections=settings.delivery_concurrency * 2,
+            limits=httpx.Limits(max_connections=settings.delivery_concurrency,
                                 max_keepalive_connections=settings.delivery_concurrency),
             follow_redirects=False, trust_env=False,
             headers={"user-agent": "PaymentApp-Webhooks/1.0"})
@@ -133,28 +155,70 @@ class Deliverer:
             "now": now, "lease_until": now + lease,
             "batch": self.settings.delivery_concurrency}))
         await release_connection()
-        await asyncio.gather(*(self._deliver(row) for row in claimed))
+        if not claimed:
+            return 0
+        results = await asyncio.gather(*(self._attempt(row) for row in claimed))
+        # One transaction (one pooled connection) records the whole batch.
+        try:
+            next_ats = await transaction(lambda: self._record_all(claimed, results))
+        finally:
+            await release_connection()
+        for row, (status_code, error, duration_ms), next_at in zip(
+                claimed, results, next_ats, strict=True):
+            ok = status_code is not None and 200 <= status_code < 300
+            outcome = "delivered" if ok else ("retrying" if next_at else "failed")
+            metrics.DELIVERIES.labels(outcome).inc()
+            log.info("delivery attempt", extra={
+                "event_id": row["id"], "event_type": row["type"],
+                "endpoint_id": row["endpoint_id"], "attempt": row["attempt"],
+                "status_code": status_code, "error": error, "duration_ms": duration_ms,
+                "outcome": outcome})
         return len(claimed)
 
     async def _fetch(self, statement: Statement, values: dict[str, Any]) -> list[Any]:
         return (await db.aexecute_sql(statement.text, statement.params(values))).fetchall()
 
-    async def _deliver(self, row: Any) -> None:
+    async def _attempt(self, row: Any) -> tuple[int | None, str | None, float]:
         started = time.perf_counter()
         status_code, error = await self._send(row)
-        duration_ms = round((time.perf_counter() - started) * 1000, 1)
-        ok = status_code is not None and 200 <= status_code < 300
-        try:
-            next_at = await transaction(lambda: self._record(row, ok, status_code, error,
-                                                             duration_ms))
-        finally:
-            await release_connection()
-        outcome = "delivered" if ok else ("retrying" if next_at else "failed")
-        metrics.DELIVERIES.labels(outcome).inc()
-        log.info("delivery attempt", extra={
-            "event_id": row["id"], "event_type": row["type"], "endpoint_id": row["endpoint_id"],
-            "attempt": row["attempt"], "status_code": status_code, "error": error,
-            "duration_ms": duration_ms, "outcome": outcome})
+        return status_code, error, round((time.perf_counter() - started) * 1000, 1)
+
+    async def _record_all(self, rows: list[Any],
+                          results: list[tuple[int | None, str | None, float]],
+                          ) -> list[datetime | None]:
+        """The batch's attempts and the deliveries' new states, then each endpoint's health:
+        one transaction, a statement per endpoint besides the batch's own. The next
+        attempt's time of each delivery that will be tried again."""
+        now = utcnow()
+        outcomes = []
+        for row, (code, error, _) in zip(rows, results, strict=True):
+            ok = code is not None and 200 <= code < 300
+            attempt = row["attempt"]
+            if ok:
+                outcomes.append(("delivered", None, None))
+            elif attempt <= len(self.delays):
+                outcomes.append(("pending", now + timedelta(seconds=self.delays[attempt - 1]),
+                                 error))
+            else:
+                outcomes.append(("failed", None, error))
+        await self._fetch(_FINISH, {
+            "ids": [r["delivery_id"] for r in rows], "attempts": [r["attempt"] for r in rows],
+            "statuses": [o[0] for o in outcomes], "next_ats": [o[1] for o in outcomes],
+            "codes": [res[0] for res in results], "errors": [o[2] for o in outcomes],
+            "durations": [res[2] for res in results], "now": now})
+        health: dict[Any, bool] = {}
+        for row, (status, _, _) in zip(rows, outcomes, strict=True):
+            health[row["endpoint_id"]] = health.get(row["endpoint_id"], False) or \
+                status == "delivered"
+        for endpoint_id, any_ok in health.items():
+            if any_ok:
+                await self._fetch(_ENDPOINT_OK, {"endpoint_id": endpoint_id})
+            else:
+                await self._fetch(_ENDPOINT_FAILED, {
+                    "endpoint_id": endpoint_id, "now": now,
+                    "disable_before": now - timedelta(
+                        seconds=self.settings.endpoint_disable_after_seconds)})
+        return [o[1] for o in outcomes]
 
     async def _send(self, row: Any) -> tuple[int | None, str | None]:
         if not self.settings.private_urls_allowed:
@@ -183,33 +247,6 @@ class Deliverer:
             return None, f"no answer within {self.settings.delivery_timeout_seconds:g} s"
         except httpx.HTTPError as exc:
             return None, f"{type(exc).__name__}: {exc}"[:500]
-
-    async def _record(self, row: Any, ok: bool, status_code: int | None,
-                      error: str | None, duration_ms: float) -> datetime | None:
-        """The attempt, the delivery's new state and the endpoint's health, in one
-        transaction; the next attempt's time, if there is one."""
-        now, attempt = utcnow(), row["attempt"]
-        if ok:
-            status, next_at = "delivered", None
-        elif attempt <= len(self.delays):
-            status, next_at = "pending", now + timedelta(seconds=self.delays[attempt - 1])
-        else:
-            status, next_at = "failed", None
-        if not await self._fetch(_FINISH, {"id": row["delivery_id"], "status": status,
-                                           "next": next_at, "now": now}):
-            return None  # dropped meanwhile (its endpoint was deleted) or already finished
-        await self._fetch(_ATTEMPT, {
-            "id": row["delivery_id"], "attempt": attempt, "status_code": status_code,
-            "error": error if not ok else None, "duration_ms": duration_ms, "now": now,
-            "next": next_at})
-        if ok:
-            await self._fetch(_ENDPOINT_OK, {"endpoint_id": row["endpoint_id"]})
-        else:
-            await self._fetch(_ENDPOINT_FAILED, {
-                "endpoint_id": row["endpoint_id"], "now": now,
-                "disable_before": now - timedelta(
-                    seconds=self.settings.endpoint_disable_after_seconds)})
-        return next_at
 
     async def _housekeeping(self) -> None:
         """Every few seconds: the queue's gauges; old events pruned."""

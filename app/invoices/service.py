@@ -9,7 +9,7 @@ from typing import Any
 
 from app.db.models import utcnow
 from app.errors import Conflict, Invalid, NotFound
-from app.events import service as events
+from app.events import outbox as events
 from app.invoices import queries
 from app.invoices.schemas import InvoiceCreate, InvoiceOut, InvoiceStatus, InvoiceUpdate, Party
 from app.money import exponent, format_minor, minor_units
