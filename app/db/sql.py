@@ -28,3 +28,18 @@ class Statement:
         if missing:
             raise KeyError(f"missing SQL parameters: {', '.join(missing)}")
         return tuple(given[name] for name in self.names)
+
+
+def newest_first(select: str, *, created: str, key: str, filters: dict[str, Any],
+                 after: tuple[Any, Any] | None, limit: int) -> tuple[str, tuple]:
+    """A keyset page, newest first: `select` with `filters` (a condition ending in an
+    operator → its value) and, past the cursor, rows before `after` in (`created`, `key`)
+    order; `limit + 1` rows, so the caller knows whether there is a next page."""
+    where = [f"{condition} %s" for condition in filters]
+    params = list(filters.values())
+    if after is not None:
+        where.append(f"({created}, {key}) < (%s, %s)")
+        params.extend(after)
+    sql = (select + (" WHERE " + " AND ".join(where) if where else "")
+           + f" ORDER BY {created} DESC, {key} DESC LIMIT %s")
+    return sql, (*params, limit + 1)

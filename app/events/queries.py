@@ -17,7 +17,7 @@ from peewee import Tuple
 
 from app.db.connection import db
 from app.db.models import WebhookEndpoint
-from app.db.sql import Statement
+from app.db.sql import Statement, newest_first
 
 NEW_EVENT_ID = "'evt_' || replace(gen_random_uuid()::text, '-', '')"
 
@@ -67,15 +67,9 @@ async def one(event_id: str) -> Any | None:
 async def page(limit: int, after: tuple[datetime, int] | None,
                filters: dict[str, Any]) -> list[Any]:
     """Newest first, `limit + 1` rows; `filters` maps column conditions to values."""
-    where = [f"{condition} %s" for condition in filters]
-    params = list(filters.values())
-    if after is not None:
-        where.append("(e.created_at, e.seq) < (%s, %s)")
-        params.extend(after)
-    sql = (f"SELECT {_COLUMNS} FROM events e"
-           + (" WHERE " + " AND ".join(where) if where else "")
-           + " ORDER BY e.created_at DESC, e.seq DESC LIMIT %s")
-    return (await db.aexecute_sql(sql, (*params, limit + 1))).fetchall()
+    sql, params = newest_first(f"SELECT {_COLUMNS} FROM events e", created="e.created_at",
+                               key="e.seq", filters=filters, after=after, limit=limit)
+    return (await db.aexecute_sql(sql, params)).fetchall()
 
 
 async def attempts(event_seq: int) -> list[Any]:

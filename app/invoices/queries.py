@@ -10,7 +10,7 @@ from peewee import SQL, fn
 
 from app.db.connection import db
 from app.db.models import Invoice, InvoiceTransaction, User
-from app.db.sql import Statement
+from app.db.sql import Statement, newest_first
 
 # An invoice with its parties' names. Written out: it is the whole of GET /invoices/{id}
 # and of every list page (docs/PERFORMANCE.md, "GET /invoices/{id}" and "list" scenarios).
@@ -33,14 +33,9 @@ async def one(invoice_id: uuid.UUID) -> Any | None:
 async def page(limit: int, after: tuple[datetime, uuid.UUID] | None,
                filters: dict[str, Any]) -> list[Any]:
     """Newest first, `limit + 1` rows; `filters` maps column conditions to values."""
-    where = [f"{condition} %s" for condition in filters]
-    params = list(filters.values())
-    if after is not None:
-        where.append("(i.created_at, i.id) < (%s, %s)")
-        params.extend(after)
-    sql = SELECT_INVOICE + (" WHERE " + " AND ".join(where) if where else "") + \
-        " ORDER BY i.created_at DESC, i.id DESC LIMIT %s"
-    return (await db.aexecute_sql(sql, (*params, limit + 1))).fetchall()
+    sql, params = newest_first(SELECT_INVOICE, created="i.created_at", key="i.id",
+                               filters=filters, after=after, limit=limit)
+    return (await db.aexecute_sql(sql, params)).fetchall()
 
 
 async def active_by_id(user_ids: list[uuid.UUID]) -> dict[uuid.UUID, bool]:

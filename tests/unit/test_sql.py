@@ -17,3 +17,15 @@ def test_names_become_numbers_once_each() -> None:
 def test_a_missing_value_is_named() -> None:
     with pytest.raises(KeyError, match="b"):
         Statement("SELECT :a, :b").params(a=1)
+
+
+def test_a_newest_first_page_filters_then_starts_past_the_cursor() -> None:
+    from app.db.sql import newest_first
+
+    sql, params = newest_first("SELECT * FROM t", created="t.c", key="t.k",
+                               filters={"t.x =": 1}, after=("2026-01-01", 7), limit=20)
+    assert sql == ("SELECT * FROM t WHERE t.x = %s AND (t.c, t.k) < (%s, %s) "
+                   "ORDER BY t.c DESC, t.k DESC LIMIT %s")
+    assert params == (1, "2026-01-01", 7, 21)
+    assert newest_first("S", created="c", key="k", filters={}, after=None, limit=5) == (
+        "S ORDER BY c DESC, k DESC LIMIT %s", (6,))
