@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from types import ModuleType
 from urllib.parse import parse_qs, unquote, urlparse
 
 import peewee
@@ -17,7 +18,7 @@ class EmbeddedUnavailable(RuntimeError):
     """No DATABASE_URL and no embedded PostgreSQL installed (the production image)."""
 
 
-def _embedded_server_module(data_dir: Path):
+def _embedded_server_module(data_dir: Path) -> ModuleType:
     """The embedded-PostgreSQL package, imported so that its inter-process lock lives under
     `data_dir`: without XDG_RUNTIME_DIR it would fall back to a shared `/tmp/.lockfile`
     (owned by whichever user came first) and warn on every import."""

@@ -86,8 +86,8 @@ async def attempts(event_seq: int) -> list[Any]:
     """, (event_seq,))).fetchall()
 
 
-async def redeliver(event_seq: int, invoice_id: uuid.UUID | None,
-                    endpoint_id: uuid.UUID | None, now: datetime) -> list[uuid.UUID]:
+async def redeliver(event_seq: int, endpoint_id: uuid.UUID | None,
+                    now: datetime) -> list[uuid.UUID]:
     """A new delivery of the event, due now, to one endpoint or to every enabled endpoint
     subscribed to its type; the endpoints it went to."""
     rows = (await db.aexecute_sql("""

@@ -52,7 +52,7 @@ async def redeliver(*, event_id: str, endpoint_id: uuid.UUID | None) -> Redelive
     row = await queries.one(event_id)
     if row is None:
         raise EventNotFound(f"no event with id {event_id}")
-    sent_to = await queries.redeliver(row["seq"], row["invoice_id"], endpoint_id, utcnow())
+    sent_to = await queries.redeliver(row["seq"], endpoint_id, utcnow())
     if endpoint_id is not None and not sent_to:
         raise EndpointNotFound(f"no webhook endpoint with id {endpoint_id}",
                                field="endpoint_id")

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+import time
 
 PREFIX = "whsec_"
 SECRET_BYTES = 32
@@ -41,8 +42,6 @@ def headers(secrets_: list[str], message_id: str, timestamp: int,
 def verify(secret: str, message_id: str, timestamp: str, signatures: str, body: bytes,
            *, tolerance: int = 300, now: float | None = None) -> bool:
     """What a receiver checks: a recent timestamp and one matching `v1` signature."""
-    import time
-
     try:
         sent_at = int(timestamp)
     except ValueError:

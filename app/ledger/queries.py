@@ -16,6 +16,8 @@ from app.db.sql import Statement
 from app.events.queries import FAN_OUT, NEW_EVENT_ID
 
 # The invoice as the API shows it (with its parties), from the row `moved` just wrote.
+# Not app/invoices/queries.py's SELECT_INVOICE: inside this statement a read of `invoices`
+# sees the row as it was before the update.
 INVOICE_SNAPSHOT = """(to_jsonb(moved) - 'moved_amount' || (
     SELECT jsonb_build_object('payer_username', p.username, 'payer_email', p.email,
                               'receiver_username', r.username, 'receiver_email', r.email)
