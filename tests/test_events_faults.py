@@ -167,3 +167,34 @@ def test_private_and_loopback_urls_are_refused_with_the_production_setting(
         assert r.status_code == 422 and r.json()["code"] == "invalid_url"
     finally:
         server.stop()
+
+
+def test_an_address_that_became_private_is_refused_at_send_time(own: Api, tmp_path) -> None:
+    """DNS rebinding: the endpoint was saved where private addresses were allowed (as a name
+    that resolved to a public one would be); a deliverer with the production setting checks
+    the address it connects to and sends nothing there."""
+    api = own
+    admin, alice, bob = api.user("admin"), api.user(), api.user()
+    receiver = Receiver()
+    log = open(tmp_path / "deliver.log", "wb")
+    deliverer = subprocess.Popen(
+        [sys.executable, "-m", "app", "deliver"], cwd=ROOT, stdout=log,
+        stderr=subprocess.STDOUT,
+        env=app_env(api.database_url, **ENV, WEBHOOK_ALLOW_PRIVATE_URLS="false"))
+    try:
+        r = api.client.post("/webhook-endpoints", headers=admin.headers,
+                            json={"url": receiver.url, "event_types": ["invoice.created"]})
+        assert r.status_code == 201, r.text
+        api.invoice(admin, alice, bob, amount="1")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not api.db.scalar(
+                "SELECT count(*) FROM delivery_attempts"):
+            time.sleep(0.1)
+        error = api.db.scalar("SELECT error FROM delivery_attempts")
+        assert error and "127.0.0.1 is a loopback or private address" in error, error
+        assert receiver.received == []
+    finally:
+        deliverer.terminate()
+        deliverer.wait(15)
+        log.close()
+        receiver.close()

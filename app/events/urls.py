@@ -1,6 +1,7 @@
 """Endpoint URLs: http(s), a host, no credentials; and, unless private addresses are
-allowed, every address the host resolves to is public. Checked when an endpoint is saved
-and again before each delivery (a name may resolve elsewhere later: DNS rebinding)."""
+allowed, every address the host resolves to is public. Checked when an endpoint is saved;
+at send time the delivery client refuses a private address it is about to connect to (a
+name may resolve elsewhere later: DNS rebinding), app/events/sender.py."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def check_shape(url: str) -> str:
     return parts.hostname
 
 
-def _public(address: str) -> bool:
+def is_public(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%")[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
         ip = ip.ipv4_mapped
@@ -51,7 +52,7 @@ async def check(url: str, *, allow_private: bool) -> None:
     except (socket.gaierror, UnicodeError):
         raise InvalidEndpointUrl(f"url's host {host!r} does not resolve", field="url") from None
     for info in infos:
-        if not _public(str(info[4][0])):
+        if not is_public(str(info[4][0])):
             raise InvalidEndpointUrl(
                 f"url's host {host!r} resolves to {info[4][0]}, a loopback or private "
                 "address; endpoints must be public (WEBHOOK_ALLOW_PRIVATE_URLS=true allows "

@@ -18,21 +18,17 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
-
 from app.config import Settings
 from app.db.connection import db
 from app.db.models import utcnow
 from app.db.sql import Statement
 from app.db.transaction import autocommit, release_connection, transaction
 from app.events.render import event_body
+from app.events.sender import Sender
 from app.events.signing import headers as signed_headers
-from app.events.urls import InvalidEndpointUrl, check
 from app.ops import metrics
 
 log = logging.getLogger("app.deliveries")
-
-RESPONSE_LIMIT = 4096  # bytes of a response read, at most
 
 # The head of each (endpoint, invoice) line is its earliest pending delivery: only heads
 # are sent, so one invoice's events reach an endpoint in order. DISTINCT ON walks the
@@ -117,15 +113,12 @@ _PRUNE = "DELETE FROM events WHERE created_at < %s"
 
 
 class Deliverer:
-    def __init__(self, settings: Settings, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.delays = settings.retry_delays
-        self.client = client or httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.delivery_timeout_seconds),
-            limits=httpx.Limits(max_connections=settings.delivery_concurrency,
-                                max_keepalive_connections=settings.delivery_concurrency),
-            follow_redirects=False, trust_env=False,
-            headers={"user-agent": "PaymentApp-Webhooks/1.0"})
+        self.sender = Sender(timeout=settings.delivery_timeout_seconds,
+                             connections=settings.delivery_concurrency,
+                             allow_private=settings.private_urls_allowed)
         self._last_housekeeping = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -221,11 +214,6 @@ class Deliverer:
         return [o[1] for o in outcomes]
 
     async def _send(self, row: Any) -> tuple[int | None, str | None]:
-        if not self.settings.private_urls_allowed:
-            try:  # again now: the name may point elsewhere than when it was saved
-                await check(row["url"], allow_private=False)
-            except InvalidEndpointUrl as exc:
-                return None, exc.detail
         body = event_body(row)
         secrets = [row["secret"]]
         if row["previous_secret"] and row["previous_secret_expires_at"] and \
@@ -233,20 +221,8 @@ class Deliverer:
             secrets.append(row["previous_secret"])
         headers = signed_headers(secrets, row["id"], int(time.time()), body)
         headers["content-type"] = "application/json"
-        try:
-            async with asyncio.timeout(self.settings.delivery_timeout_seconds):
-                async with self.client.stream("POST", row["url"], content=body,
-                                              headers=headers) as response:
-                    read = 0
-                    async for chunk in response.aiter_bytes():
-                        read += len(chunk)
-                        if read >= RESPONSE_LIMIT:
-                            break
-                    return response.status_code, None
-        except TimeoutError:
-            return None, f"no answer within {self.settings.delivery_timeout_seconds:g} s"
-        except httpx.HTTPError as exc:
-            return None, f"{type(exc).__name__}: {exc}"[:500]
+        answer = await self.sender.post(row["url"], body, headers)
+        return answer.status_code, answer.error
 
     async def _housekeeping(self) -> None:
         """Every few seconds: the queue's gauges; old events pruned."""
@@ -260,4 +236,4 @@ class Deliverer:
         await db.aexecute_sql(_PRUNE, (cutoff,))
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        await self.sender.aclose()
