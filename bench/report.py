@@ -41,7 +41,8 @@ def _find(points: list[Point], key: str) -> list[Point]:
     return [p for p in points if p.key == key]
 
 
-def targets(points: list[Point], rss_mib: list[float], big: str) -> list[tuple[str, str, bool]]:
+def targets(points: list[Point], rss_mib: list[float], big: str,
+            queue_age_s: float | None = None) -> list[tuple[str, str, bool]]:
     """(target, what was measured, met) for each of the issue's targets."""
     out = []
     for key, what, floor in (("get_invoice", "GET /invoices/{id} ≥ 25% of pgbench reads/s", .25),
@@ -60,6 +61,16 @@ def targets(points: list[Point], rss_mib: list[float], big: str) -> list[tuple[s
                 f"at {small.conns}" for small, large in pairs)
             out.append((f"list {page} page: p50 at {big} ≤ 1.3× p50 at 10k", measured,
                         all(large.p50_ms <= 1.3 * small.p50_ms for small, large in pairs)))
+    pairs = [(on, off) for on in _find(points, "pay_events")
+             for off in _find(points, "pay_spread") if on.conns == off.conns]
+    if pairs:
+        out.append(("payments with 1 endpoint subscribed ≥ 85% of none",
+                    ", ".join(f"{on.rps:,.0f}/{off.rps:,.0f} = {on.rps / off.rps:.0%} at "
+                              f"{on.conns}" for on, off in pairs),
+                    all(on.rps >= .85 * off.rps for on, off in pairs)))
+    if queue_age_s is not None:
+        out.append(("oldest pending delivery during the load < 5 s", f"{queue_age_s:.1f} s",
+                    queue_age_s < 5))
     errors = sum(p.errors for p in points)
     failed = sum(p.pgbench_failed for p in points)
     out.append(("zero errors other than expected 409s",
@@ -77,10 +88,11 @@ def targets_table(rows: list[tuple[str, str, bool]]) -> str:
 
 
 def document(title: str, intro: str, points: list[Point], rss_mib: list[float], big: str,
-             checks: list[str]) -> str:
+             checks: list[str], queue_age_s: float | None = None) -> str:
     """The whole results page: intro, the table, the targets, the checks and notes."""
     notes = [f"{p.label} c={p.conns}: {n}" for p in points for n in p.notes]
     lines = [f"# {title}", "", intro, "", table(points), "",
-             targets_table(targets(points, rss_mib, big)), "", "Checks after the run:", "",
+             targets_table(targets(points, rss_mib, big, queue_age_s)), "",
+             "Checks after the run:", "",
              *[f"- {c}" for c in checks + notes]]
     return "\n".join(lines) + "\n"

@@ -9,6 +9,7 @@ writes it to bench/results/<date>.md (<date>-quick.md with --quick), and checks 
 by wrk and pgbench. See docs/PERFORMANCE.md.
 
     .venv/bin/python bench/run.py [--quick] [--profile] [--keep-db] [--launcher serve]
+                                  [--only pay_spread,pay_events,...]
 """
 
 # ruff: noqa: E402  (the project root goes on sys.path before the imports that need it)
@@ -120,6 +121,7 @@ class Run:
         self.points: list[report.Point] = []
         self.accepted: dict[str, int] = {}  # reference tag -> payments counted as accepted
         self.cursor: seed.Cursor | None = None
+        self.queue_age_s: float | None = None  # the events scenario's oldest pending delivery
 
     def wrk(self, scn: Scenario, conns: int, seconds: int, tag: str) -> harness.WrkResult:
         res = harness.run_wrk(self.wrk_path, scn.lua, self.app.url, conns, seconds,
@@ -208,6 +210,7 @@ class Run:
             receiver.terminate()
             receiver.wait(10)
             log.close()
+        self.queue_age_s = max(ages, default=0.0)
         with_events = {p.conns: p.rps for p in self.points if p.key == EVENTS.key}
         without = {p.conns: p.rps for p in self.points if p.key == "pay_spread"}
         change = ", ".join(f"{with_events[c]:,.0f} vs {without[c]:,.0f} req/s = "
@@ -264,6 +267,17 @@ class Run:
         print(f"profiles: {out}")
 
 
+_KEYS = [*(scn.key for scn in SCENARIOS), EVENTS.key, "list_first", "list_deep"]
+
+
+def _keys(value: str) -> set[str]:
+    keys = {k.strip() for k in value.split(",") if k.strip()}
+    if unknown := keys - set(_KEYS):
+        raise argparse.ArgumentTypeError(f"unknown scenario(s) {', '.join(sorted(unknown))}; "
+                                         f"known: {', '.join(_KEYS)}")
+    return keys | ({"pay_spread"} if EVENTS.key in keys else set())
+
+
 def check_ledger(db: seed.Database, accepted: dict[str, int]) -> tuple[bool, list[str]]:
     """The invoices' sums against the payments wrk (201s, fresh webhooks) and pgbench saw."""
     recovered, ledger = db.ledger()
@@ -307,8 +321,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--launcher", choices=sorted(harness.LAUNCHERS), default="uvicorn",
                         help="uvicorn: the production command line (default); serve: "
                         "python -m app serve --workers 2, as the Docker image runs it")
+    parser.add_argument("--only", type=_keys, default=None, metavar="KEY[,KEY]",
+                        help="these scenarios only: " + ", ".join(_KEYS) + " (pay_events "
+                        "brings pay_spread, its baseline); results go to <date>-only.md")
     args = parser.parse_args(argv)
     cfg = QUICK if args.quick else FULL
+    wanted: Callable[[str], bool] = (lambda key: key in args.only) if args.only else \
+        (lambda key: True)
     started = time.monotonic()
     harness.find_wrk()
     harness.find_pgbench()
@@ -346,17 +365,22 @@ def main(argv: list[str] | None = None) -> int:
         notes.append(run.keepalive_probe())
         print(notes[-1], flush=True)
         for scn in SCENARIOS:
-            run.scenario(scn)
-        notes += run.events_scenario(db)
-        print(notes[-1], flush=True)
+            if wanted(scn.key):
+                run.scenario(scn)
+        if wanted(EVENTS.key):
+            notes += run.events_scenario(db)
+            print(notes[-1], flush=True)
         for size, label in ((10_000, "10k"), (cfg.big, cfg.big_label)):
+            if not any(wanted(scn.key.split("@")[0]) for scn in list_scenarios(label)):
+                continue
             took = db.top_up(size)
             notes.append(f"seeded to {size:,} invoices (generate_series INSERT + ANALYZE) "
                          f"in {took:.1f} s")
             print(notes[-1], flush=True)
             run.use_cursor(db)
             for scn in list_scenarios(label):
-                run.scenario(scn)
+                if wanted(scn.key.split("@")[0]):
+                    run.scenario(scn)
         memory = {pid: harness.memory_kib(pid) for pid in app.worker_pids()}
         if args.profile:
             prof = ROOT / "bench" / "results" / f"profile-{date.today()}.txt"
@@ -389,9 +413,10 @@ def main(argv: list[str] | None = None) -> int:
               *notes]
     title = f"Benchmark {date.today()}{' (quick)' if args.quick else ''}"
     rss = [m["VmRSS"] / 1024 for m in memory.values()]
-    text = report.document(title, intro, run.points, rss, cfg.big_label, checks)
+    text = report.document(title, intro, run.points, rss, cfg.big_label, checks,
+                           run.queue_age_s)
     print("\n" + text)
-    suffix = ("-quick" if args.quick else "") + \
+    suffix = ("-quick" if args.quick else "") + ("-only" if args.only else "") + \
         (f"-{args.launcher}" if args.launcher != "uvicorn" else "")
     results = ROOT / "bench" / "results" / f"{date.today()}{suffix}.md"
     results.write_text(text)

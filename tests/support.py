@@ -174,7 +174,7 @@ auth_file = {folder}/users.txt
 pool_mode = transaction
 default_pool_size = 8
 max_client_conn = 500
-ignore_startup_parameters = extra_float_digits,statement_timeout
+ignore_startup_parameters = extra_float_digits,statement_timeout,jit
 logfile = {folder}/pgbouncer.log
 pidfile = {folder}/pgbouncer.pid
 """)

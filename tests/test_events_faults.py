@@ -198,3 +198,41 @@ def test_an_address_that_became_private_is_refused_at_send_time(own: Api, tmp_pa
         deliverer.wait(15)
         log.close()
         receiver.close()
+
+
+def test_deliveries_behind_a_head_waiting_for_its_retry_are_held_to_its_time(
+        own: Api, tmp_path) -> None:
+    """While an invoice's first delivery waits 30 s for its retry, the later ones of that
+    invoice are moved to that time (so the claim does not walk them on every poll) and
+    none of them is sent before it."""
+    api = own
+    admin, alice, bob = api.user("admin"), api.user(), api.user()
+    receiver = Receiver()
+    receiver.fail_always = True
+    log = open(tmp_path / "deliver.log", "wb")
+    deliverer = subprocess.Popen(
+        [sys.executable, "-m", "app", "deliver"], cwd=ROOT, stdout=log,
+        stderr=subprocess.STDOUT,
+        env=app_env(api.database_url, **ENV, DELIVERY_RETRY_DELAYS="30,30"))
+    try:
+        r = api.client.post("/webhook-endpoints", headers=admin.headers,
+                            json={"url": receiver.url, "event_types": ["*"]})
+        assert r.status_code == 201, r.text
+        inv = api.invoice(admin, alice, bob, amount="10")
+        for _ in range(3):
+            assert api.pay(admin, inv["id"], "1").status_code == 201
+        query = ("SELECT d.next_attempt_at FROM deliveries d JOIN events e "
+                 "ON e.seq = d.event_seq WHERE d.status = 'pending' ORDER BY e.seq")
+        deadline = time.monotonic() + 15
+        times = api.db.rows(query)
+        while time.monotonic() < deadline and len({t["next_attempt_at"] for t in times}) > 1:
+            time.sleep(0.2)
+            times = api.db.rows(query)
+        assert len(times) == 4 and len({t["next_attempt_at"] for t in times}) == 1, times
+        assert len(receiver.received) == 1
+        assert receiver.received[0].json()["type"] == "invoice.created"
+    finally:
+        deliverer.terminate()
+        deliverer.wait(15)
+        log.close()
+        receiver.close()

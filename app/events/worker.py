@@ -31,12 +31,14 @@ from app.ops import metrics
 log = logging.getLogger("app.deliveries")
 
 # The head of each (endpoint, invoice) line is its earliest pending delivery: only heads
-# are sent, so one invoice's events reach an endpoint in order. DISTINCT ON walks the
-# partial index in that order, linear in the pending rows whatever the planner's
-# statistics say (an anti-join here went quadratic on a table that had just grown). The
-# heads' rows are then locked with SKIP LOCKED and re-checked (READ COMMITTED re-reads a
-# row another worker leased meanwhile, and its new next_attempt_at excludes it), and
-# leased in the same statement.
+# are sent, so one invoice's events reach an endpoint in order. Each enabled endpoint's due
+# deliveries are read from its index in due order, and each is kept only if no earlier
+# pending delivery of its line exists: a scalar subquery, so it stays one index probe per
+# row and is never planned as a join over every pending row (an anti-join here once went
+# quadratic). What is walked is the batch plus the due deliveries held behind a head, and
+# `_HOLD` keeps those few. The candidates' rows are then locked with SKIP LOCKED and
+# re-checked (READ COMMITTED re-reads a row another worker leased meanwhile, and its new
+# next_attempt_at excludes it), and leased in the same statement.
 CLAIM = Statement("""
 UPDATE deliveries d SET next_attempt_at = :lease_until, attempts = d.attempts + 1,
        updated_at = :now
@@ -44,13 +46,17 @@ FROM events e, webhook_endpoints w
 WHERE d.id IN (
     SELECT c.id FROM deliveries c
     WHERE c.id IN (
-        SELECT head.id FROM (
-            SELECT DISTINCT ON (endpoint_id, invoice_id) id, endpoint_id, next_attempt_at
-            FROM deliveries WHERE status = 'pending'
-            ORDER BY endpoint_id, invoice_id, event_seq
-        ) head
-        JOIN webhook_endpoints hw ON hw.id = head.endpoint_id AND hw.enabled
-        WHERE head.next_attempt_at <= :now
+        SELECT head.id FROM webhook_endpoints hw CROSS JOIN LATERAL (
+            SELECT h.id, h.next_attempt_at FROM deliveries h
+            WHERE h.endpoint_id = hw.id AND h.status = 'pending'
+              AND h.next_attempt_at <= :now
+              AND (SELECT 1 FROM deliveries p
+                   WHERE p.endpoint_id = h.endpoint_id AND p.invoice_id = h.invoice_id
+                     AND p.status = 'pending' AND p.event_seq < h.event_seq
+                   LIMIT 1) IS NULL
+            ORDER BY h.next_attempt_at
+            LIMIT :batch * 4) head
+        WHERE hw.enabled
         ORDER BY head.next_attempt_at
         LIMIT :batch * 4)
       AND c.status = 'pending' AND c.next_attempt_at <= :now
@@ -61,6 +67,25 @@ WHERE d.id IN (
 RETURNING d.id AS delivery_id, d.attempts AS attempt, d.endpoint_id,
           e.seq, e.id, e.type, e.invoice_id, e.created_at, e.data, e.previous,
           w.url, w.secret, w.previous_secret, w.previous_secret_expires_at
+""")
+
+# Deliveries held behind a head that waits for a retry later than any lease are moved to
+# that retry's time, so the claim does not walk them again and again while an endpoint is
+# down. Only a hint for the walk: order is kept by the claim's head check, and a head's
+# retry time is only ever moved by its own attempt, so a follower held to it is due again
+# when the head is.
+_HOLD = Statement("""
+UPDATE deliveries d SET next_attempt_at = held.until
+FROM (
+    SELECT f.id, min(h.next_attempt_at) AS until
+    FROM deliveries f JOIN deliveries h
+      ON h.endpoint_id = f.endpoint_id AND h.invoice_id = f.invoice_id
+     AND h.status = 'pending' AND h.event_seq < f.event_seq
+    WHERE f.status = 'pending' AND f.next_attempt_at <= :now
+      AND h.next_attempt_at > :beyond_leases
+    GROUP BY f.id
+) held
+WHERE d.id = held.id AND d.status = 'pending' AND d.next_attempt_at < held.until
 """)
 
 # A batch's outcomes in one statement: each delivery's new state and its attempt row. A
@@ -143,7 +168,7 @@ class Deliverer:
         now = utcnow()
         # Past the send's own deadline with as much again to spare: only a worker that died
         # (or stalled longer than that) lets its lease run out and the delivery go again.
-        lease = timedelta(seconds=2 * self.settings.delivery_timeout_seconds + 1)
+        lease = self._lease()
         claimed = await autocommit(lambda: self._fetch(CLAIM, {
             "now": now, "lease_until": now + lease,
             "batch": self.settings.delivery_concurrency}))
@@ -167,6 +192,9 @@ class Deliverer:
                 "status_code": status_code, "error": error, "duration_ms": duration_ms,
                 "outcome": outcome})
         return len(claimed)
+
+    def _lease(self) -> timedelta:
+        return timedelta(seconds=2 * self.settings.delivery_timeout_seconds + 1)
 
     async def _fetch(self, statement: Statement, values: dict[str, Any]) -> list[Any]:
         return (await db.aexecute_sql(statement.text, statement.params(values))).fetchall()
@@ -225,10 +253,14 @@ class Deliverer:
         return answer.status_code, answer.error
 
     async def _housekeeping(self) -> None:
-        """Every few seconds: the queue's gauges; old events pruned."""
+        """Every few seconds: followers held behind retrying heads; the queue's gauges; old
+        events pruned."""
         if time.monotonic() - self._last_housekeeping < 5:
             return
         self._last_housekeeping = time.monotonic()
+        now = utcnow()
+        await db.aexecute_sql(_HOLD.text, _HOLD.params(
+            {"now": now, "beyond_leases": now + self._lease()}))
         queue = (await db.aexecute_sql(_QUEUE)).fetchone()
         metrics.DELIVERY_QUEUE.set(queue["pending"])
         metrics.DELIVERY_AGE.set(float(queue["oldest"] or 0))
