@@ -196,7 +196,7 @@ def cmd_deliver(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_receive_events(args: argparse.Namespace, settings: Settings) -> int:
     from app.events.receiver import serve
 
-    serve(args.port, args.secret, args.status)
+    serve(args.port, args.secret, args.status, quiet=args.quiet)
     return 0
 
 
@@ -248,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     receive.add_argument("--port", type=int, default=9000)
     receive.add_argument("--secret", help="the endpoint's whsec_… secret, to verify")
     receive.add_argument("--status", type=int, default=200, help="the status to answer")
+    receive.add_argument("--quiet", action="store_true",
+                         help="print nothing per delivery (the benchmark's receiver)")
     receive.set_defaults(fn=cmd_receive_events)
 
     db = sub.add_parser("db", help="the embedded development database")

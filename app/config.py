@@ -90,7 +90,7 @@ class Settings(BaseSettings):
     # `python -m app deliver` does.
     deliver_in_process: bool = True
     delivery_poll_seconds: float = Field(default=0.5, gt=0, le=60)
-    delivery_concurrency: int = Field(default=8, ge=1, le=256)
+    delivery_concurrency: int = Field(default=32, ge=1, le=256)
     # Endpoint URLs to loopback and private addresses; unset: allowed except in production.
     webhook_allow_private_urls: bool | None = None
 

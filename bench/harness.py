@@ -158,7 +158,9 @@ def app_env(database_url: str, secrets: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "APP_"))}
     env.update({"DATABASE_URL": database_url, "APP_ENV": "production", "LOG_LEVEL": "WARNING",
                 # the events scenario's receiver listens on 127.0.0.1
-                "WEBHOOK_ALLOW_PRIVATE_URLS": "true", **secrets})
+                "WEBHOOK_ALLOW_PRIVATE_URLS": "true",
+                # as docker-compose.yml runs it: `python -m app deliver` sends the events
+                "DELIVER_IN_PROCESS": "false", **secrets})
     return env
 
 
@@ -183,6 +185,7 @@ class AppServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workers = workers
+        self.env = env
         self.log_path = log_path
         self._log = open(log_path, "wb")  # closed in stop()
         where = ["--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)]

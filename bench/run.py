@@ -92,7 +92,8 @@ SCENARIOS = [
 
 
 # pay_spread again, with one endpoint subscribed to every event: each payment's events are
-# queued and sent by the app's in-process workers to a local receiver during the load.
+# queued and sent to a local receiver during the load by one `python -m app deliver`
+# process, as docker-compose.yml runs it (the app's own workers do not deliver here).
 # Compared with pay_spread (no endpoint) in the same run, not with pgbench: pgbench would
 # queue deliveries the app then has to send while the next point runs.
 EVENTS = Scenario("pay_events", f"payment, {seed.SPREAD:,} invoices, 1 endpoint", "pay.lua",
@@ -171,7 +172,10 @@ class Run:
         port = harness.free_port()
         log = (self.workdir / "receiver.log").open("wb")
         receiver = subprocess.Popen([sys.executable, "-m", "app", "receive-events", "--port",
-                                     str(port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+                                     str(port), "--quiet"], cwd=ROOT, stdout=log,
+                                    stderr=subprocess.STDOUT)
+        deliverer = subprocess.Popen([sys.executable, "-m", "app", "deliver"], cwd=ROOT,
+                                     env=self.app.env, stdout=log, stderr=subprocess.STDOUT)
         headers = {"Authorization": f"Bearer {self.token}"}
         ages: list[float] = []
         stop = threading.Event()
@@ -207,8 +211,9 @@ class Run:
                          timeout=30)
         finally:
             stop.set()
-            receiver.terminate()
-            receiver.wait(10)
+            for process in (deliverer, receiver):
+                process.terminate()
+                process.wait(10)
             log.close()
         self.queue_age_s = max(ages, default=0.0)
         with_events = {p.conns: p.rps for p in self.points if p.key == EVENTS.key}

@@ -22,7 +22,7 @@ from app.config import Settings
 from app.db.connection import db
 from app.db.models import utcnow
 from app.db.sql import Statement
-from app.db.transaction import autocommit, release_connection, transaction
+from app.db.transaction import release_connection, transaction
 from app.events.render import event_body
 from app.events.sender import Sender
 from app.events.signing import headers as signed_headers
@@ -31,39 +31,39 @@ from app.ops import metrics
 log = logging.getLogger("app.deliveries")
 
 # The head of each (endpoint, invoice) line is its earliest pending delivery: only heads
-# are sent, so one invoice's events reach an endpoint in order. Each enabled endpoint's due
-# deliveries are read from its index in due order, and each is kept only if no earlier
-# pending delivery of its line exists: a scalar subquery, so it stays one index probe per
-# row and is never planned as a join over every pending row (an anti-join here once went
-# quadratic). What is walked is the batch plus the due deliveries held behind a head, and
-# `_HOLD` keeps those few. The candidates' rows are then locked with SKIP LOCKED and
-# re-checked (READ COMMITTED re-reads a row another worker leased meanwhile, and its new
-# next_attempt_at excludes it), and leased in the same statement.
+# are sent, so one invoice's events reach an endpoint in order. For each enabled endpoint,
+# its due deliveries are read from its index in due order, each kept only if it is the
+# first pending one of its line, and locked with SKIP LOCKED as it is kept (READ COMMITTED
+# re-checks a row another worker leased meanwhile, and its new next_attempt_at excludes
+# it); the batch is leased in the same statement. The statement is shaped so that no
+# plan can walk more than that, even on a table that grew faster than its statistics:
+# - the head check is a scalar subquery, one probe per row, never planned as a join over
+#   every pending row (an anti-join here once went quadratic), and ordered by event_seq
+#   so the line index answers it (unordered, the planner took the due index and walked
+#   the endpoint's whole queue for each row);
+# - the rows are locked inside the per-endpoint LATERAL and joined to the UPDATE from it
+#   (an outer `id IN (…)` layer was planned as a scan of every due row);
+# - what is walked beyond the batch is the due deliveries held behind a head, which
+#   `_HOLD` keeps few.
 CLAIM = Statement("""
 UPDATE deliveries d SET next_attempt_at = :lease_until, attempts = d.attempts + 1,
        updated_at = :now
-FROM events e, webhook_endpoints w
-WHERE d.id IN (
-    SELECT c.id FROM deliveries c
-    WHERE c.id IN (
-        SELECT head.id FROM webhook_endpoints hw CROSS JOIN LATERAL (
-            SELECT h.id, h.next_attempt_at FROM deliveries h
-            WHERE h.endpoint_id = hw.id AND h.status = 'pending'
-              AND h.next_attempt_at <= :now
-              AND (SELECT 1 FROM deliveries p
-                   WHERE p.endpoint_id = h.endpoint_id AND p.invoice_id = h.invoice_id
-                     AND p.status = 'pending' AND p.event_seq < h.event_seq
-                   LIMIT 1) IS NULL
-            ORDER BY h.next_attempt_at
-            LIMIT :batch * 4) head
-        WHERE hw.enabled
-        ORDER BY head.next_attempt_at
-        LIMIT :batch * 4)
-      AND c.status = 'pending' AND c.next_attempt_at <= :now
-    ORDER BY c.next_attempt_at
+FROM (
+    SELECT head.id FROM webhook_endpoints hw CROSS JOIN LATERAL (
+        SELECT h.id, h.next_attempt_at FROM deliveries h
+        WHERE h.endpoint_id = hw.id AND h.status = 'pending' AND h.next_attempt_at <= :now
+          AND COALESCE((SELECT p.event_seq FROM deliveries p
+               WHERE p.endpoint_id = h.endpoint_id AND p.invoice_id = h.invoice_id
+                 AND p.status = 'pending'
+               ORDER BY p.event_seq LIMIT 1), h.event_seq) = h.event_seq
+        ORDER BY h.next_attempt_at
+        LIMIT :batch
+        FOR UPDATE OF h SKIP LOCKED) head
+    WHERE hw.enabled
+    ORDER BY head.next_attempt_at
     LIMIT :batch
-    FOR UPDATE OF c SKIP LOCKED)
-  AND e.seq = d.event_seq AND w.id = d.endpoint_id
+) claimed, events e, webhook_endpoints w
+WHERE d.id = claimed.id AND e.seq = d.event_seq AND w.id = d.endpoint_id
 RETURNING d.id AS delivery_id, d.attempts AS attempt, d.endpoint_id,
           e.seq, e.id, e.type, e.invoice_id, e.created_at, e.data, e.previous,
           w.url, w.secret, w.previous_secret, w.previous_secret_expires_at
@@ -169,7 +169,7 @@ class Deliverer:
         # Past the send's own deadline with as much again to spare: only a worker that died
         # (or stalled longer than that) lets its lease run out and the delivery go again.
         lease = self._lease()
-        claimed = await autocommit(lambda: self._fetch(CLAIM, {
+        claimed = await transaction(lambda: self._bookkeeping(CLAIM, {
             "now": now, "lease_until": now + lease,
             "batch": self.settings.delivery_concurrency}))
         await release_connection()
@@ -195,6 +195,14 @@ class Deliverer:
 
     def _lease(self) -> timedelta:
         return timedelta(seconds=2 * self.settings.delivery_timeout_seconds + 1)
+
+    async def _bookkeeping(self, statement: Statement, values: dict[str, Any]) -> list[Any]:
+        """A statement of the queue's own state, in a transaction that does not wait for
+        its commit to reach the disk: a crash may forget the last moments of it, which
+        only sends those deliveries again (at least once, same webhook-id), and the
+        payments' commits do not queue behind these for the WAL (docs/EVENTS.md)."""
+        await db.aexecute_sql("SET LOCAL synchronous_commit = off")
+        return await self._fetch(statement, values)
 
     async def _fetch(self, statement: Statement, values: dict[str, Any]) -> list[Any]:
         return (await db.aexecute_sql(statement.text, statement.params(values))).fetchall()
@@ -222,7 +230,7 @@ class Deliverer:
                                  error))
             else:
                 outcomes.append(("failed", None, error))
-        await self._fetch(_FINISH, {
+        await self._bookkeeping(_FINISH, {
             "ids": [r["delivery_id"] for r in rows], "attempts": [r["attempt"] for r in rows],
             "statuses": [o[0] for o in outcomes], "next_ats": [o[1] for o in outcomes],
             "codes": [res[0] for res in results], "errors": [o[2] for o in outcomes],
