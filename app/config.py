@@ -8,6 +8,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+import psycopg2
+from psycopg2.extensions import parse_dsn
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -38,6 +40,8 @@ class Settings(BaseSettings):
 
     app_env: Literal["development", "test", "production"] = "development"
     database_url: str | None = None
+    # A replica for the GET routes (they only read); unset: everything uses DATABASE_URL.
+    read_database_url: str | None = None
     data_dir: Path = PROJECT_ROOT / ".data"
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_acquire_timeout: float = Field(default=5.0, gt=0)
@@ -103,6 +107,9 @@ class Settings(BaseSettings):
         self.default_currency = self.default_currency.upper()
         self.secret_key = self.secret_key or None  # SECRET_KEY= (empty) is unset
         self.webhook_secret = self.webhook_secret or None
+        for name, url in (("DATABASE_URL", self.database_url),
+                          ("READ_DATABASE_URL", self.read_database_url)):
+            _check_database_url(name, url)
         if self.app_env == "production":
             if self.generate_secrets:
                 for name, value in (("SECRET_KEY", self.secret_key),
@@ -167,6 +174,19 @@ def _is_strong(value: str | None) -> bool:
 
 
 @lru_cache
+def _check_database_url(name: str, url: str | None) -> None:
+    """A URL libpq can read (several hosts allowed), else what a good one looks like."""
+    if not url:
+        return
+    try:
+        parse_dsn(url)
+    except psycopg2.ProgrammingError as exc:
+        raise ConfigError(
+            f"{name} is not a PostgreSQL URL: {str(exc).strip()}; expected postgresql://"
+            "user:password@host:5432/database, or several hosts as host1:5432,host2:5432 "
+            "with ?target_session_attrs=read-write") from None
+
+
 def _dev_secret(data_dir: Path, name: str) -> str:
     """A random secret made once into the data folder and reused (development only)."""
     path = data_dir / name

@@ -17,7 +17,7 @@ from app.auth import router as auth_router
 from app.auth.passwords import PasswordHasher
 from app.auth.tokens import TokenCodec
 from app.config import Settings, get_settings
-from app.db import connection
+from app.db import connection, failures
 from app.db.location import database_url
 from app.db.migrations import migrate
 from app.db.transaction import release_connection
@@ -117,14 +117,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         url = await asyncio.to_thread(database_url, settings)
-        connection.configure(settings, url)
+        connection.configure(settings, url, settings.read_database_url)
         if settings.migrate_on_start:
             await asyncio.to_thread(migrate, url)
         await hasher.warm_up()
         try:
             await replay.purge_expired()
-        except Exception:  # housekeeping must not stop the start
-            log.warning("could not purge expired replays", exc_info=True)
+        except Exception as exc:  # housekeeping must not stop the start
+            log.warning("could not purge expired replays", extra={
+                "error": f"{type(exc).__name__}: {exc}"[:300]},
+                exc_info=not failures.database_unavailable(exc))
         finally:
             await release_connection()  # the lifespan task lives as long as the app
         delivering = _start_deliveries(settings) if settings.deliver_in_process else None

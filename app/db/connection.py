@@ -2,14 +2,19 @@
 app's lifespan.
 
 `db` is the one database object; a request's statements run on one pooled connection,
-which the route class (app/http/routing.py) gives back when the request ends.
+which the route class (app/http/routing.py) gives back when the request ends. With
+`READ_DATABASE_URL` set, `db` keeps a second pool on that server (a replica), and a task
+that `reading_from_replica()` takes its connection from there; everything else, and every
+unit of work that writes, uses the primary (`DATABASE_URL`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from contextvars import ContextVar
 from functools import lru_cache
+from typing import Any
 
 import asyncpg
 from playhouse.pwasyncio import (
@@ -19,9 +24,20 @@ from playhouse.pwasyncio import (
 )
 
 from app.config import Settings
-from app.db.failures import connection_broken
+from app.db.failures import connection_broken, database_unavailable
 
 log = logging.getLogger("app.db")
+
+# Set for the task of a request that only reads (app/http/routing.py).
+_reading: ContextVar[bool] = ContextVar("reading_from_replica", default=False)
+
+
+def reading_from_replica(on: bool) -> bool:
+    """Route this task's next connection to the replica (if one is configured) or to the
+    primary; whether it went to the replica before."""
+    previous = _reading.get()
+    _reading.set(on)
+    return previous
 
 
 @lru_cache(maxsize=512)
@@ -62,8 +78,56 @@ async def _keep_session(connection: object) -> None:
 
 class AppDatabase(AsyncPostgresqlDatabase):
     """pwasyncio's database, plus: one round trip per statement (AppConnection), no reset
-    query on release, and a connection that broke mid-request is thrown away at once
-    instead of being used again by this request or handed back to the pool."""
+    query on release, a connection that broke mid-request thrown away at once instead of
+    being used again by this request or handed back to the pool, and the replica's pool."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._read_url: str | None = None
+        self._read_params: dict[str, Any] = {}
+        self._read_pool: asyncpg.Pool | None = None
+
+    def uses_replica(self) -> bool:
+        return self._read_url is not None
+
+    async def _acquire_conn_async(self):
+        if _reading.get() and self._read_url is not None and not self.in_transaction():
+            try:
+                return await self._acquire_read_conn()
+            except Exception as exc:  # the replica is down: the primary answers instead
+                if not database_unavailable(exc):
+                    raise
+                log.warning("replica unavailable, reading from the primary",
+                            extra={"error": f"{type(exc).__name__}: {exc}"[:300]})
+        return await super()._acquire_conn_async()
+
+    async def _acquire_read_conn(self) -> AppConnection:
+        async with self._pool_lock:
+            if self._read_pool is None:
+                self._read_pool = await asyncio.wait_for(asyncpg.create_pool(
+                    dsn=self._read_url, min_size=1, max_size=self._pool_size,
+                    init=self.register_adapters, timeout=self._acquire_timeout,
+                    **self._read_params), timeout=self._acquire_timeout)
+        raw = await asyncio.wait_for(self._read_pool.acquire(), timeout=self._acquire_timeout)
+        conn = AppConnection(raw)
+        conn._pool = self._read_pool
+        return conn
+
+    async def _release_conn(self, conn):
+        pool = getattr(conn, "_pool", None)
+        if pool is not None and pool is self._read_pool:
+            await pool.release(conn.conn)  # a read connection never holds a transaction
+        else:
+            await super()._release_conn(conn)
+
+    async def close_pool(self):
+        read_pool, self._read_pool = self._read_pool, None
+        if read_pool is not None:
+            try:
+                await asyncio.wait_for(read_pool.close(), timeout=self._acquire_timeout)
+            except TimeoutError:
+                read_pool.terminate()
+        await super().close_pool()
 
     async def _pool_acquire(self, pool):
         conn = await asyncio.wait_for(pool.acquire(), timeout=self._acquire_timeout)
@@ -89,10 +153,11 @@ class AppDatabase(AsyncPostgresqlDatabase):
         raw = getattr(conn, "conn", None)
         if raw is None:
             return
+        pool = getattr(conn, "_pool", None)
         try:
             raw.terminate()
-            if self._pool is not None:
-                await self._pool.release(raw)
+            if pool is not None:
+                await pool.release(raw)
         except Exception:
             log.debug("discarding a broken connection", exc_info=True)
 
@@ -107,8 +172,11 @@ class AppDatabase(AsyncPostgresqlDatabase):
 db = AppDatabase(None)
 
 
-def configure(settings: Settings, url: str) -> None:
-    """Point `db` at the database; the pool opens on first use."""
+def configure(settings: Settings, url: str, read_url: str | None = None) -> None:
+    """Point `db` at the database (and its replica, for reads); the pools open on first
+    use. A URL may name several hosts (`postgresql://h1:5432,h2:5432/db?
+    target_session_attrs=read-write`): asyncpg connects to the one that accepts writes, so
+    after a failover new connections reach the new primary."""
     # JIT off: the app runs short indexed statements, and a planner misestimate (the
     # delivery claim's head check) otherwise compiles one for 30 ms to run it in 1 ms.
     server_settings = {"application_name": "payment-app", "jit": "off"}
@@ -124,6 +192,13 @@ def configure(settings: Settings, url: str) -> None:
     db._pool_size = settings.db_pool_size
     db._pool_min_size = 1
     db._acquire_timeout = settings.db_acquire_timeout
+    db._read_url = read_url
+    # Its own name in pg_stat_activity, and read-only: a write sent there by mistake fails
+    # (503) instead of landing on a server that is not the primary.
+    db._read_params = {**extra, "server_settings": {
+        **server_settings, "application_name": "payment-app-read",
+        "default_transaction_read_only": "on"}}
+    db._read_pool = None
 
 
 async def close() -> None:

@@ -41,11 +41,12 @@ def sqlstate(exc: BaseException) -> str | None:
 
 
 def connection_broken(exc: BaseException) -> bool:
-    """The connection itself is gone or unusable (killed backend, restart, network), as
-    opposed to a statement the database refused."""
+    """The connection itself is gone or unusable (killed backend, restart, network), or it
+    reaches a server that no longer takes writes (a demoted primary: 25006), as opposed to
+    a statement the database refused."""
     for error in _chain(exc):
         code = getattr(error, "sqlstate", None) or ""
-        if isinstance(error, _BROKEN) or code in ("57P01", "57P02", "57P03") \
+        if isinstance(error, _BROKEN) or code in ("57P01", "57P02", "57P03", "25006") \
                 or code.startswith("08"):
             return True
     return False

@@ -7,9 +7,10 @@ import logging
 import os
 from pathlib import Path
 from types import ModuleType
-from urllib.parse import parse_qs, unquote, urlparse
 
 import peewee
+import psycopg2
+from psycopg2.extensions import parse_dsn
 
 from app.config import Settings
 
@@ -73,20 +74,26 @@ def database_url(settings: Settings) -> str:
     return settings.database_url or embedded_database_url(settings.data_dir)
 
 
+class InvalidDatabaseUrl(ValueError):
+    pass
+
+
 def connect_kwargs(url: str) -> dict:
-    """libpq-style keyword arguments for psycopg2 from a postgresql:// URL."""
-    parts = urlparse(url)
-    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    kwargs: dict = {
-        "database": unquote(parts.path.lstrip("/")) or query.pop("dbname", None) or "postgres",
-        "user": unquote(parts.username) if parts.username else query.pop("user", None),
-        "password": unquote(parts.password) if parts.password else None,
-        "host": parts.hostname or query.pop("host", None),
-        "port": parts.port,
-    }
-    kwargs.update(query)
-    return {k: v for k, v in kwargs.items() if v not in (None, "")}
+    """psycopg2's keyword arguments for a postgresql:// URL, parsed by libpq itself: several
+    hosts (`postgresql://h1:5432,h2:5432/db?target_session_attrs=read-write` gives
+    `host="h1,h2"`, `port="5432,5432"`), a socket folder in `?host=`, and any other libpq
+    parameter in the query string."""
+    try:
+        params = parse_dsn(url)
+    except psycopg2.ProgrammingError as exc:
+        raise InvalidDatabaseUrl(
+            f"the database URL is not one PostgreSQL accepts: {str(exc).strip()}; expected "
+            "postgresql://user:password@host:port/database (several hosts: "
+            "host1:port1,host2:port2)") from None
+    params["database"] = params.pop("dbname", None) or "postgres"
+    return params
 
 
 def sync_database(url: str) -> peewee.PostgresqlDatabase:
-    return peewee.PostgresqlDatabase(**connect_kwargs(url))
+    params = connect_kwargs(url)
+    return peewee.PostgresqlDatabase(params.pop("database"), **params)

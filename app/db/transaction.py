@@ -21,7 +21,7 @@ from typing import TypeVar
 
 import peewee
 
-from app.db.connection import db
+from app.db.connection import db, reading_from_replica
 from app.db.failures import retryable, sqlstate
 
 log = logging.getLogger("app.db")
@@ -50,6 +50,8 @@ async def release_connection() -> None:
 async def _retrying(work: Callable[[], Awaitable[T]], *, atomic: bool) -> T:
     if db.in_transaction():
         raise RuntimeError("a unit of work is already open: open one per request, at the edge")
+    if reading_from_replica(False) and db.uses_replica():
+        await release_connection()  # a unit of work runs on the primary
     for attempt in range(ATTEMPTS):
         try:
             if not atomic:

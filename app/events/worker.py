@@ -20,6 +20,7 @@ from typing import Any
 
 from app.config import Settings
 from app.db.connection import db
+from app.db.failures import database_unavailable
 from app.db.models import utcnow
 from app.db.sql import Statement
 from app.db.transaction import release_connection, transaction
@@ -147,19 +148,27 @@ class Deliverer:
         self._last_housekeeping = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Until `stop` is set: claim, send, record; sleep when nothing is due."""
+        """Until `stop` is set: claim, send, record; sleep when nothing is due, and longer
+        (up to 5 s) while the database is unreachable or does not take writes."""
+        pause = self.settings.delivery_poll_seconds
         while not stop.is_set():
             try:
                 sent = await self.run_once()
                 await self._housekeeping()
-            except Exception:
-                log.exception("delivery loop")
+                pause = self.settings.delivery_poll_seconds
+            except Exception as exc:
                 sent = 0
+                if not database_unavailable(exc):
+                    log.exception("delivery loop")
+                else:  # a failover, a restart: say so once per pause, without a traceback
+                    log.warning("deliveries paused: the database is unavailable", extra={
+                        "error": f"{type(exc).__name__}: {exc}"[:300], "retry_in_s": pause})
+                    pause = min(max(pause * 2, 0.5), 5.0)
             finally:
                 await release_connection()
             if sent < self.settings.delivery_concurrency:
                 try:
-                    await asyncio.wait_for(stop.wait(), self.settings.delivery_poll_seconds)
+                    await asyncio.wait_for(stop.wait(), pause)
                 except TimeoutError:
                     pass
 

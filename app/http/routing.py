@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
+from app.db.connection import reading_from_replica
 from app.db.transaction import release_connection
 from app.http.jsonbody import ExactJSONRequest
 
@@ -36,7 +37,9 @@ class AppRoute(APIRoute):
             self._check_media_type(request)
             # The dependencies, the endpoint and its unit of work all run in here, on one
             # pooled connection at most (taken on first use); it goes back here, whatever
-            # happened, before the answer is sent.
+            # happened, before the answer is sent. A GET only reads: from the replica, if
+            # there is one (a unit of work that writes takes the primary regardless).
+            reading_from_replica(request.method in ("GET", "HEAD"))
             try:
                 return await handler(ExactJSONRequest(request.scope, request.receive))
             finally:
