@@ -9,7 +9,11 @@ writes it to bench/results/<date>.md (<date>-quick.md with --quick), and checks 
 by wrk and pgbench. See docs/PERFORMANCE.md.
 
     .venv/bin/python bench/run.py [--quick] [--profile] [--keep-db] [--launcher serve]
-                                  [--only pay_spread,pay_events,...]
+                                  [--only pay_spread,pay_events,...] [--replica]
+
+`--replica` runs the read scenarios on a primary and a synchronous hot standby of the
+benchmark's own (two local clusters, tests/clusters.py), once with the app reading from the
+primary and once with `READ_DATABASE_URL` on the standby.
 """
 
 # ruff: noqa: E402  (the project root goes on sys.path before the imports that need it)
@@ -316,6 +320,66 @@ def machine() -> str:
             f"Python {platform.python_version()}")
 
 
+def replica_main(cfg: Config, argv: list[str] | None) -> int:
+    """GET /invoices/{id} and the list's first page, reading from the primary, then from a
+    synchronous hot standby; pgbench reads from the same server as the app."""
+    from tests.clusters import Pair, why_not
+
+    if why_not():
+        raise BenchError(f"--replica needs two local clusters: {why_not()}")
+    started = time.monotonic()
+    workdir = ROOT / "bench" / "results" / "run.tmp"
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    pair = Pair()
+    try:
+        db_url = harness.recreate_database(pair.primary.url(), DB_NAME)
+        replica_url = harness.with_database(pair.standby.url(), DB_NAME)
+        app_secrets = {"SECRET_KEY": secrets.token_urlsafe(36),
+                       "WEBHOOK_SECRET": secrets.token_urlsafe(36)}
+        env = harness.app_env(db_url, app_secrets)
+        password = secrets.token_urlsafe(18)
+        made = harness.run_cli(env, "create-admin", "--username", ADMIN[0], "--email",
+                               ADMIN[1], "--password", password)
+        if made.returncode != 0:
+            raise BenchError(f"create-admin failed:\n{made.stdout}{made.stderr}")
+        db = seed.Database(db_url)
+        db.seed_base()
+        db.top_up(10_000)
+        db.close()
+        points: list[report.Point] = []
+        for where, read_url in (("primary", None), ("replica", replica_url)):
+            app_env = dict(env, **({"READ_DATABASE_URL": read_url} if read_url else {}))
+            app = AppServer(app_env, workdir / f"app-{where}.log")
+            try:
+                app.wait_ready()
+                run = Run(cfg, app, app.login(ADMIN[0], password), read_url or db_url,
+                          workdir, app_secrets["WEBHOOK_SECRET"])
+                for scn in (SCENARIOS[0], list_scenarios("10k")[0]):
+                    run.scenario(Scenario(f"{scn.key}@{where}", f"{scn.label}, from the "
+                                          f"{where}", scn.lua, scn.pgbench, scn.wrk_args,
+                                          scn.pg_vars))
+                points += run.points
+            finally:
+                app.stop()
+        version = harness.postgres_version(db_url)
+    finally:
+        pair.close()
+    command = " ".join(["bench/run.py", *(argv if argv is not None else sys.argv[1:])])
+    intro = (f"`{command}` on {machine()}; {version}, a primary and a hot standby "
+             "replicating synchronously (remote_apply) on the same machine, both with "
+             "fsync off. wrk and pgbench as in the main benchmark; pgbench reads from the "
+             f"server the app reads from. Run took {(time.monotonic() - started) / 60:.1f} "
+             "min.")
+    text = report.document(f"Benchmark {date.today()}: reads with a replica", intro, points,
+                           [], "10k", [])
+    print("\n" + text)
+    results = ROOT / "bench" / "results" / f"{date.today()}-replica.md"
+    results.write_text(text)
+    print(f"written to {results.relative_to(ROOT)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -329,8 +393,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", type=_keys, default=None, metavar="KEY[,KEY]",
                         help="these scenarios only: " + ", ".join(_KEYS) + " (pay_events "
                         "brings pay_spread, its baseline); results go to <date>-only.md")
+    parser.add_argument("--replica", action="store_true",
+                        help="the read scenarios without and with a replica "
+                        "(READ_DATABASE_URL); results go to <date>-replica.md")
     args = parser.parse_args(argv)
     cfg = QUICK if args.quick else FULL
+    if args.replica:
+        return replica_main(cfg, argv)
     wanted: Callable[[str], bool] = (lambda key: key in args.only) if args.only else \
         (lambda key: True)
     started = time.monotonic()
