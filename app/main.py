@@ -125,7 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await replay.purge_expired()
         except Exception as exc:  # housekeeping must not stop the start
             log.warning("could not purge expired replays", extra={
-                "error": f"{type(exc).__name__}: {exc}"[:300]},
+                "error": failures.describe(exc)},
                 exc_info=not failures.database_unavailable(exc))
         finally:
             await release_connection()  # the lifespan task lives as long as the app

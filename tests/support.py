@@ -79,7 +79,7 @@ class Server:
     """A uvicorn process serving the app on a free port, its log in a file."""
 
     def __init__(self, database_url: str, log_path: Path, workers: int = 1,
-                 **env: str) -> None:
+                 ready_path: str = "/ready", **env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -90,16 +90,16 @@ class Server:
                "--no-access-log", "--workers", str(workers)]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=app_env(database_url, **env),
                                      stdout=self._log, stderr=subprocess.STDOUT)
-        self._wait_ready(workers)
+        self._wait_ready(workers, ready_path)
         LIVE_SERVERS.append(self)
 
-    def _wait_ready(self, workers: int) -> None:
+    def _wait_ready(self, workers: int, ready_path: str) -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited:\n{self.log_path.read_text()}")
             try:
-                if httpx.get(self.url + "/ready", timeout=2).status_code == 200:
+                if httpx.get(self.url + ready_path, timeout=2).status_code == 200:
                     if workers == 1 or self.log_text().count('"ready"') >= workers:
                         return
             except httpx.HTTPError:

@@ -88,7 +88,8 @@ def test_a_read_only_server_answers_503_not_500(pair: Pair, password_hash: str,
         admin, alice = api.user("admin"), api.user()  # logging in writes
     finally:
         primary.stop()
-    server = Server(pair.standby.url(DB), tmp_path / "app.log", MIGRATE_ON_START="false")
+    server = Server(pair.standby.url(DB), tmp_path / "app.log", ready_path="/health",
+                    MIGRATE_ON_START="false")
     try:
         client = httpx.Client(base_url=server.url, timeout=30)
         r = client.post("/invoices", headers=admin.headers, json={
@@ -97,6 +98,8 @@ def test_a_read_only_server_answers_503_not_500(pair: Pair, password_hash: str,
         assert r.status_code == 503, r.text
         assert r.json()["code"] == "database_unavailable"
         assert client.get("/invoices", headers=admin.headers).status_code == 200
+        ready = client.get("/ready")
+        assert ready.status_code == 503 and "standby" in ready.json()["detail"], ready.text
         log = server.log_text()
         assert "Traceback" not in log and '"status": 500' not in log
     finally:

@@ -24,7 +24,7 @@ from playhouse.pwasyncio import (
 )
 
 from app.config import Settings
-from app.db.failures import connection_broken, database_unavailable
+from app.db.failures import connection_broken, database_unavailable, describe
 
 log = logging.getLogger("app.db")
 
@@ -98,7 +98,7 @@ class AppDatabase(AsyncPostgresqlDatabase):
                 if not database_unavailable(exc):
                     raise
                 log.warning("replica unavailable, reading from the primary",
-                            extra={"error": f"{type(exc).__name__}: {exc}"[:300]})
+                            extra={"error": describe(exc)})
         return await super()._acquire_conn_async()
 
     async def _acquire_read_conn(self) -> AppConnection:

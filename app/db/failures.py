@@ -40,6 +40,15 @@ def sqlstate(exc: BaseException) -> str | None:
     return None
 
 
+def describe(exc: BaseException) -> str:
+    """One line for a log: what the database said, if anything behind `exc` carries it (a
+    failed rollback after a refused statement would otherwise hide the refusal)."""
+    for error in _chain(exc):
+        if getattr(error, "sqlstate", None):
+            return f"{type(error).__name__}: {error}"[:300]
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
 def connection_broken(exc: BaseException) -> bool:
     """The connection itself is gone or unusable (killed backend, restart, network), or it
     reaches a server that no longer takes writes (a demoted primary: 25006), as opposed to

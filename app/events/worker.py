@@ -20,7 +20,7 @@ from typing import Any
 
 from app.config import Settings
 from app.db.connection import db
-from app.db.failures import database_unavailable
+from app.db.failures import database_unavailable, describe
 from app.db.models import utcnow
 from app.db.sql import Statement
 from app.db.transaction import release_connection, transaction
@@ -162,7 +162,7 @@ class Deliverer:
                     log.exception("delivery loop")
                 else:  # a failover, a restart: say so once per pause, without a traceback
                     log.warning("deliveries paused: the database is unavailable", extra={
-                        "error": f"{type(exc).__name__}: {exc}"[:300], "retry_in_s": pause})
+                        "error": describe(exc), "retry_in_s": pause})
                     pause = min(max(pause * 2, 0.5), 5.0)
             finally:
                 await release_connection()

@@ -7,7 +7,7 @@ import asyncio
 from fastapi import Response
 from pydantic import BaseModel
 
-from app.db.connection import db
+from app.db.connection import db, reading_from_replica
 from app.errors import Unavailable
 from app.http.problems import problems
 from app.http.responses import json_response
@@ -41,9 +41,15 @@ async def metrics_endpoint() -> Response:
 @router.get("/ready", response_model=Health, summary="Readiness: the database answers",
             responses=problems({503: ["database_unavailable"]}))
 async def ready() -> Response:
-    """200 when the database answers within 2 s, else 503: for load balancers."""
+    """200 when the primary answers within 2 s and takes writes, else 503: for load
+    balancers. (Never the replica: a server that cannot take payments is not ready.)"""
+    reading_from_replica(False)
     try:
-        await asyncio.wait_for(db.aexecute_sql("SELECT 1"), READY_TIMEOUT_SECONDS)
+        row = (await asyncio.wait_for(db.aexecute_sql("SELECT pg_is_in_recovery()"),
+                                      READY_TIMEOUT_SECONDS)).fetchone()
     except Exception as exc:
         raise Unavailable("the database is not answering") from exc
+    if row[0]:
+        await db.discard_connection()  # the next one may reach the new primary
+        raise Unavailable("the database is a standby and does not take writes")
     return json_response(Health(status="ready"))
