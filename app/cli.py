@@ -166,6 +166,7 @@ def cmd_deliver(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
     import signal
 
+    from app import clock
     from app.db import connection
     from app.db.migrations import migrate
     from app.events.worker import Deliverer
@@ -177,6 +178,7 @@ def cmd_deliver(args: argparse.Namespace, settings: Settings) -> int:
 
     async def main() -> None:
         connection.configure(settings, url)
+        clock.configure(settings)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

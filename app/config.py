@@ -40,6 +40,8 @@ class Settings(BaseSettings):
 
     app_env: Literal["development", "test", "production"] = "development"
     database_url: str | None = None
+    # Moves the app's idea of today (overdue invoices) by this many days: tests, demos.
+    clock_shift_days: int = Field(default=0, ge=-36500, le=36500)
     # A replica for the GET routes (they only read); unset: everything uses DATABASE_URL.
     read_database_url: str | None = None
     data_dir: Path = PROJECT_ROOT / ".data"
@@ -111,6 +113,9 @@ class Settings(BaseSettings):
                           ("READ_DATABASE_URL", self.read_database_url)):
             _check_database_url(name, url)
         if self.app_env == "production":
+            if self.clock_shift_days:
+                raise ConfigError("CLOCK_SHIFT_DAYS is for tests and demos; production runs "
+                                  "on the real date")
             if self.generate_secrets:
                 for name, value in (("SECRET_KEY", self.secret_key),
                                     ("WEBHOOK_SECRET", self.webhook_secret)):

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.middleware.cors import CORSMiddleware
 
+from app import clock
 from app.auth import router as auth_router
 from app.auth.passwords import PasswordHasher
 from app.auth.tokens import TokenCodec
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         url = await asyncio.to_thread(database_url, settings)
         connection.configure(settings, url, settings.read_database_url)
+        clock.configure(settings)
         if settings.migrate_on_start:
             await asyncio.to_thread(migrate, url)
         await hasher.warm_up()

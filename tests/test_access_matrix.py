@@ -132,6 +132,14 @@ MATRIX: dict[tuple[str, str], tuple[Request, tuple[int, ...]]] = {
         (*NO_TOKEN, 403, 403, 403, 200)),
     ("DELETE", "/invoices/{invoice_id}"): (lambda c, w, h: c.delete(
         f"/invoices/{w.empty_invoice_id}", headers=h), (*NO_TOKEN, 403, 403, 403, 204)),
+    ("POST", "/invoices/{invoice_id}/void"): (lambda c, w, h: c.post(
+        f"/invoices/{w.empty_invoice_id}/void", headers=h), (*NO_TOKEN, 403, 403, 403, 200)),
+    ("POST", "/invoices/{invoice_id}/mark-uncollectible"): (lambda c, w, h: c.post(
+        f"/invoices/{w.invoice_id}/mark-uncollectible", headers=h),
+        (*NO_TOKEN, 403, 403, 403, 200)),
+    ("POST", "/invoices/{invoice_id}/mark-collectible"): (lambda c, w, h: c.post(
+        f"/invoices/{w.invoice_id}/mark-collectible", headers=h),
+        (*NO_TOKEN, 403, 403, 403, 200)),
     ("POST", "/invoice-transactions"): (lambda c, w, h: c.post(
         "/invoice-transactions", headers=h, json={"invoice_id": w.invoice_id, "amount": "1",
                                                   "payment_mode": "upi"}),

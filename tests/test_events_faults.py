@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import date, timedelta
 
 import httpx
 import psycopg2
@@ -236,3 +237,44 @@ def test_deliveries_behind_a_head_waiting_for_its_retry_are_held_to_its_time(
         deliverer.wait(15)
         log.close()
         receiver.close()
+
+
+def test_invoice_overdue_is_written_once_across_two_delivery_processes(
+        own: Api, tmp_path) -> None:
+    """The clock moved two days on (CLOCK_SHIFT_DAYS), not slept: two `deliver` processes
+    both find the invoices due tomorrow overdue, and each gets one invoice.overdue."""
+    api = own
+    admin, alice, bob = api.user("admin"), api.user(), api.user()
+    tomorrow = str(date.today() + timedelta(days=1))
+    due = [api.invoice(admin, alice, bob, amount="10", due_date=tomorrow)["id"]
+           for _ in range(30)]
+    paid = api.invoice(admin, alice, bob, amount="10", due_date=tomorrow)["id"]
+    assert api.pay(admin, paid, "10").status_code == 201
+    void = api.invoice(admin, alice, bob, amount="10", due_date=tomorrow)["id"]
+    assert api.client.post(f"/invoices/{void}/void", headers=admin.headers).status_code == 200
+    undated = api.invoice(admin, alice, bob, amount="10")["id"]
+    log = open(tmp_path / "deliver.log", "wb")
+    deliverers = [subprocess.Popen(
+        [sys.executable, "-m", "app", "deliver"], cwd=ROOT, stdout=log,
+        stderr=subprocess.STDOUT, env=app_env(api.database_url, **ENV, CLOCK_SHIFT_DAYS="2"))
+        for _ in range(2)]
+    query = ("SELECT invoice_id::text AS id, count(*) AS n FROM events "
+             "WHERE type = 'invoice.overdue' GROUP BY invoice_id")
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(api.db.rows(query)) < len(due):
+            time.sleep(0.2)
+        time.sleep(6)  # a second housekeeping round of both processes
+        assert all(p.poll() is None for p in deliverers), "a deliverer had died"
+    finally:
+        for p in deliverers:
+            p.terminate()
+            p.wait(15)
+        log.close()
+    counts = {r["id"]: r["n"] for r in api.db.rows(query)}
+    assert counts == dict.fromkeys(due, 1), counts  # not paid, void or undated ones
+    assert paid not in counts and void not in counts and undated not in counts
+    event = api.client.get("/events", headers=admin.headers, params={
+        "invoice_id": due[0], "type": "invoice.overdue"}).json()["data"][0]
+    assert event["data"]["object"]["id"] == due[0]
+    assert event["data"]["object"]["due_date"] == tomorrow

@@ -58,11 +58,16 @@ def assert_only(responses: list[httpx.Response], allowed: set[tuple[int, str | N
     assert not unexpected, f"unexpected answers {unexpected}; all: {dict(seen)}"
 
 
-def status_of(recovered: int, refunded: int, amount: int, failed: bool) -> str:
+def status_of(recovered: int, refunded: int, amount: int, failed: bool,
+              void: bool = False, uncollectible: bool = False) -> str:
+    if void:
+        return "void"
     if refunded > 0:
         return "refunded" if refunded == recovered else "partially_refunded"
     if recovered == amount:
         return "completed"
+    if uncollectible:
+        return "uncollectible"
     if recovered > 0:
         return "partially_paid"
     return "payment_failed" if failed else "pending"
@@ -71,7 +76,8 @@ def status_of(recovered: int, refunded: int, amount: int, failed: bool) -> str:
 def assert_invariants(api: Api) -> None:
     rows = api.db.rows("""
         SELECT i.id, i.amount, i.amount_recovered, i.amount_refunded, i.status,
-               i.last_attempt_failed, i.currency,
+               i.last_attempt_failed, i.currency, i.voided_at IS NOT NULL AS void,
+               i.uncollectible_at IS NOT NULL AS uncollectible,
                COALESCE(sum(t.amount) FILTER (WHERE t.kind = 'payment'
                                               AND t.status = 'succeeded'), 0) AS paid,
                COALESCE(sum(t.amount) FILTER (WHERE t.kind = 'refund'), 0) AS refunds,
@@ -83,7 +89,9 @@ def assert_invariants(api: Api) -> None:
         assert r["amount_refunded"] == r["refunds"], r
         assert 0 <= r["amount_refunded"] <= r["amount_recovered"] <= r["amount"], r
         assert r["status"] == status_of(r["amount_recovered"], r["amount_refunded"],
-                                        r["amount"], r["last_attempt_failed"]), r
+                                        r["amount"], r["last_attempt_failed"], r["void"],
+                                        r["uncollectible"]), r
+        assert not r["void"] or r["amount_recovered"] == 0, r
         assert r["foreign_rows"] == 0, r
     orphans = api.db.scalar("SELECT count(*) FROM invoice_transactions t WHERE NOT EXISTS "
                             "(SELECT 1 FROM invoices i WHERE i.id = t.invoice_id)")
@@ -235,6 +243,45 @@ def test_delete_races_the_first_payment(api: Api, racer: str, admin: Account, al
             exists = api.db.scalar("SELECT count(*) FROM invoices WHERE id = %s", (invoice_id,))
             assert (d.status_code == 204) == (exists == 0), (name, d.text, e.text)
             assert (d.status_code == 204) == (e.status_code == 404), (name, d.text, e.text)
+    assert_invariants(api)
+
+
+def test_void_races_the_first_payment(api: Api, racer: str, admin: Account, alice: Account,
+                                      bob: Account) -> None:
+    """Exactly one wins: the payment (and the void is refused, money has moved) or the void
+    (and the payment is refused, the invoice is void)."""
+    firsts = {
+        "api payment": (lambda i: pay(admin, i, 5), {(201, None), (409, "invoice_void")}),
+        "success webhook": (lambda i: webhook("payment/success", i, amount_paid="5"),
+                            {(200, None), (409, "invoice_void")}),
+    }
+    for name, (first, allowed) in firsts.items():
+        for _ in range(ROUNDS // 2):
+            invoices = [api.invoice(admin, alice, bob, amount="100")["id"] for _ in range(12)]
+            out = burst(racer, interleave(
+                [("POST", f"/invoices/{i}/void", admin.headers, None) for i in invoices],
+                [first(i) for i in invoices]))
+            voids, payments = out[0::2], out[1::2]
+            assert_only(voids, {(200, None), (409, "money_has_moved")})
+            assert_only(payments, allowed)
+            for v, p in zip(voids, payments, strict=True):
+                assert (v.status_code == 200) == (p.status_code == 409), (name, v.text, p.text)
+    assert_invariants(api)
+
+
+def test_mark_uncollectible_races_the_last_payment(api: Api, racer: str, admin: Account,
+                                                   alice: Account, bob: Account) -> None:
+    """Marked before the last payment or refused after it (paid in full): either way the
+    invoice ends completed, and the status always follows the rules."""
+    invoices = [api.invoice(admin, alice, bob, amount="10")["id"] for _ in range(12)]
+    out = burst(racer, interleave(
+        [("POST", f"/invoices/{i}/mark-uncollectible", admin.headers, None) for i in invoices],
+        [pay(admin, i, 10) for i in invoices]))
+    assert_only(out[0::2], {(200, None), (409, "invoice_paid")})
+    assert_only(out[1::2], {(201, None)})
+    for i in invoices:
+        assert api.client.get(f"/invoices/{i}", headers=admin.headers).json()["status"] == \
+            "completed"
     assert_invariants(api)
 
 

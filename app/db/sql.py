@@ -33,9 +33,10 @@ class Statement:
 def newest_first(select: str, *, created: str, key: str, filters: dict[str, Any],
                  after: tuple[Any, Any] | None, limit: int) -> tuple[str, tuple]:
     """A keyset page, newest first: `select` with `filters` (a condition ending in an
-    operator → its value) and, past the cursor, rows before `after` in (`created`, `key`)
-    order; `limit + 1` rows, so the caller knows whether there is a next page."""
-    where = [f"{condition} %s" for condition in filters]
+    operator, or holding one `%s`, → its value) and, past the cursor, rows before `after`
+    in (`created`, `key`) order; `limit + 1` rows, so the caller knows whether there is a
+    next page."""
+    where = [condition if "%s" in condition else f"{condition} %s" for condition in filters]
     params = list(filters.values())
     if after is not None:
         where.append(f"({created}, {key}) < (%s, %s)")

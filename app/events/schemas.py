@@ -8,7 +8,8 @@ from pydantic import BaseModel, Field
 from app.http.fields import StrictBody, Timestamp
 
 EventType = Literal["invoice.created", "invoice.updated", "invoice.deleted",
-                    "invoice.completed", "payment.succeeded", "payment.failed",
+                    "invoice.completed", "invoice.voided", "invoice.uncollectible",
+                    "invoice.overdue", "payment.succeeded", "payment.failed",
                     "refund.succeeded"]
 EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
 Subscription = EventType | Literal["*"]

@@ -18,12 +18,14 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
+from app import clock
 from app.config import Settings
 from app.db.connection import db
 from app.db.failures import database_unavailable, describe
 from app.db.models import utcnow
 from app.db.sql import Statement
 from app.db.transaction import release_connection, transaction
+from app.events import overdue
 from app.events.render import event_body
 from app.events.sender import Sender
 from app.events.signing import headers as signed_headers
@@ -270,12 +272,16 @@ class Deliverer:
         return answer.status_code, answer.error
 
     async def _housekeeping(self) -> None:
-        """Every few seconds: followers held behind retrying heads; the queue's gauges; old
-        events pruned."""
+        """Every few seconds: invoices that became overdue announced (app/events/
+        overdue.py); followers held behind retrying heads; the queue's gauges; old events
+        pruned."""
         if time.monotonic() - self._last_housekeeping < 5:
             return
         self._last_housekeeping = time.monotonic()
         now = utcnow()
+        for _ in range(10):  # at most 10 batches a round; the rest next round
+            if await overdue.announce(today=clock.today(), now=now) < overdue.BATCH:
+                break
         await db.aexecute_sql(_HOLD.text, _HOLD.params(
             {"now": now, "beyond_leases": now + self._lease()}))
         queue = (await db.aexecute_sql(_QUEUE)).fetchone()

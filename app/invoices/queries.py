@@ -25,6 +25,12 @@ JOIN users r ON r.id = i.receiver_id
 """
 _ONE = Statement(SELECT_INVOICE + " WHERE i.id = :id")
 
+# List filters (app/db/sql.newest_first), each taking today's date: overdue means due
+# before today, something still due, not void.
+OVERDUE = ("i.voided_at IS NULL AND i.amount_recovered < i.amount AND i.due_date < %s")
+NOT_OVERDUE = ("NOT COALESCE(i.voided_at IS NULL AND i.amount_recovered < i.amount "
+               "AND i.due_date < %s, false)")
+
 
 async def one(invoice_id: uuid.UUID) -> Any | None:
     return (await db.aexecute_sql(_ONE.text, _ONE.params(id=invoice_id))).fetchone()
@@ -50,6 +56,12 @@ async def insert(values: dict[str, Any]) -> None:
 async def lock(invoice_id: uuid.UUID) -> bool:
     rows = await db.list(Invoice.select(Invoice.id).where(Invoice.id == invoice_id)
                          .for_update())
+    return bool(rows)
+
+
+async def is_marked_uncollectible(invoice_id: uuid.UUID) -> bool:
+    rows = await db.list(Invoice.select(Invoice.id).where(
+        (Invoice.id == invoice_id) & Invoice.uncollectible_at.is_null(False)))
     return bool(rows)
 
 

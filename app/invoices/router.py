@@ -47,11 +47,14 @@ async def list_invoices(
     receiver_id: Annotated[uuid.UUID | None, Query()] = None,
     created_after: Annotated[InTimestamp | None, Query()] = None,
     created_before: Annotated[InTimestamp | None, Query()] = None,
+    overdue: Annotated[bool | None, Query(
+        description="true: due before today (UTC), something still due, not void")] = None,
 ) -> Response:
-    """Newest first, a page at a time; filter by status, payer, receiver or creation time."""
+    """Newest first, a page at a time; filter by status, payer, receiver, creation time or
+    whether it is overdue."""
     return json_response(await service.list_invoices(
         limit=limit, cursor=cursor, status=status, payer_id=payer_id, receiver_id=receiver_id,
-        created_after=created_after, created_before=created_before))
+        created_after=created_after, created_before=created_before, overdue=overdue))
 
 
 @router.get("/{invoice_id}", response_model=InvoiceOut,
@@ -65,7 +68,7 @@ async def get_invoice(invoice_id: uuid.UUID, viewer: CurrentUser) -> Response:
 
 
 _UPDATE_ERRORS = problems(ADMIN, {
-    404: ["invoice_not_found"], 409: ["amount_below_paid", "money_has_moved"],
+    404: ["invoice_not_found"], 409: ["amount_below_paid", "money_has_moved", "invoice_void"],
     422: ["validation_error", "read_only_field", "invalid_party"]}, body=True)
 
 
@@ -89,3 +92,37 @@ async def delete_invoice(invoice_id: uuid.UUID, admin: AdminUser) -> Response:
     """Only an invoice with no transactions at all; one in the ledger stays for good."""
     await transaction(lambda: service.delete_invoice(invoice_id=invoice_id))
     return Response(status_code=204)
+
+
+@router.post("/{invoice_id}/void", response_model=InvoiceOut,
+             summary="Void an invoice nothing has been paid on (admin)",
+             responses=problems(ADMIN, {404: ["invoice_not_found"],
+                                        409: ["invoice_void", "money_has_moved"],
+                                        422: ["validation_error"]}))
+async def void_invoice(invoice_id: uuid.UUID, admin: AdminUser) -> Response:
+    """Final: a void invoice takes no payment, refund or change, and cannot be un-voided.
+    Only while nothing has been paid (else `409 money_has_moved`: refund instead)."""
+    return json_response(await transaction(
+        lambda: service.void_invoice(invoice_id=invoice_id)))
+
+
+@router.post("/{invoice_id}/mark-uncollectible", response_model=InvoiceOut,
+             summary="Mark an invoice uncollectible (admin)",
+             responses=problems(ADMIN, {404: ["invoice_not_found"],
+                                        409: ["invoice_void", "invoice_paid"],
+                                        422: ["validation_error"]}))
+async def mark_uncollectible(invoice_id: uuid.UUID, admin: AdminUser) -> Response:
+    """Status `uncollectible` until it is paid in full; it stays payable. Marking it again
+    changes nothing."""
+    return json_response(await transaction(
+        lambda: service.mark_uncollectible(invoice_id=invoice_id)))
+
+
+@router.post("/{invoice_id}/mark-collectible", response_model=InvoiceOut,
+             summary="Undo mark-uncollectible (admin)",
+             responses=problems(ADMIN, {404: ["invoice_not_found"], 409: ["invoice_void"],
+                                        422: ["validation_error"]}))
+async def mark_collectible(invoice_id: uuid.UUID, admin: AdminUser) -> Response:
+    """Its status follows its sums again; on an invoice not so marked it changes nothing."""
+    return json_response(await transaction(
+        lambda: service.mark_collectible(invoice_id=invoice_id)))

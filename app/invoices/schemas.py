@@ -9,7 +9,8 @@ from pydantic import AliasChoices, BaseModel, Field
 from app.http.fields import Amount, CurrencyCode, StrictBody, Timestamp
 
 InvoiceStatus = Literal[
-    "pending", "payment_failed", "partially_paid", "completed", "partially_refunded", "refunded"
+    "pending", "payment_failed", "partially_paid", "completed", "partially_refunded",
+    "refunded", "uncollectible", "void"
 ]
 
 
@@ -66,5 +67,7 @@ class InvoiceOut(BaseModel):
     amount_recovered: str
     amount_refunded: str
     amount_due: str
+    # due_date before today (UTC), something still due, and not void.
+    overdue: bool
     created_at: Timestamp
     updated_at: Timestamp

@@ -7,6 +7,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from app import clock
 from app.db.models import utcnow
 from app.errors import Conflict, Invalid, NotFound
 from app.events import outbox as events
@@ -22,6 +23,15 @@ class ReadOnlyField(Invalid, code="read_only_field"): ...
 class AmountBelowPaid(Conflict, code="amount_below_paid"): ...
 class MoneyHasMoved(Conflict, code="money_has_moved"): ...
 class InvoiceHasTransactions(Conflict, code="invoice_has_transactions"): ...
+class InvoiceVoid(Conflict, code="invoice_void"): ...
+class InvoicePaid(Conflict, code="invoice_paid"): ...
+
+
+def is_overdue(row: Any) -> bool:
+    """Due before today (UTC), something still due, not void (docs/API.md)."""
+    due = row["due_date"]
+    return due is not None and due < clock.today() and row["status"] != "void" and \
+        row["amount"] > row["amount_recovered"]
 
 
 def invoice_out(row: Any) -> InvoiceOut:
@@ -45,6 +55,7 @@ def invoice_out(row: Any) -> InvoiceOut:
         amount_recovered=format_minor(row["amount_recovered"], cur),
         amount_refunded=format_minor(row["amount_refunded"], cur),
         amount_due=format_minor(row["amount"] - row["amount_recovered"], cur),
+        overdue=is_overdue(row),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
@@ -110,10 +121,13 @@ async def list_invoices(
     *, limit: int, cursor: str | None, status: InvoiceStatus | None = None,
     payer_id: uuid.UUID | None = None, receiver_id: uuid.UUID | None = None,
     created_after: datetime | None = None, created_before: datetime | None = None,
+    overdue: bool | None = None,
 ) -> Page[InvoiceOut]:
     conditions = {"i.status =": status, "i.payer_id =": payer_id,
                   "i.receiver_id =": receiver_id, "i.created_at >": created_after,
                   "i.created_at <": created_before}
+    if overdue is not None:
+        conditions[queries.OVERDUE if overdue else queries.NOT_OVERDUE] = clock.today()
     rows = await queries.page(limit, decode_cursor(cursor) if cursor else None,
                               {k: v for k, v in conditions.items() if v is not None})
     return page(rows, limit, invoice_out)
@@ -129,6 +143,8 @@ async def update_invoice(*, invoice_id: uuid.UUID, data: InvoiceUpdate) -> Invoi
     if not await queries.lock(invoice_id):
         raise InvoiceNotFound(f"no invoice with id {invoice_id}")
     current = await get_invoice(invoice_id=invoice_id)
+    if current.status == "void":
+        raise InvoiceVoid("a void invoice cannot be changed")
     _check_read_only(data.read_only_values(), current)
     values = _changed_columns(current, changes)
     if values:
@@ -205,3 +221,60 @@ async def delete_invoice(*, invoice_id: uuid.UUID) -> None:
         raise InvoiceHasTransactions(
             "this invoice has transactions and is part of the ledger; it cannot be deleted")
     await events.record_invoice_event(type="invoice.deleted", invoice=invoice)
+
+
+# -- the lifecycle: void, uncollectible -------------------------------------------------------
+
+async def void_invoice(*, invoice_id: uuid.UUID) -> InvoiceOut:
+    """In the caller's transaction. Final, and only while nothing has been paid: the row is
+    locked first, so a payment racing the void either came before (money has moved) or
+    finds it void (the ledger statement's own WHERE refuses a void invoice)."""
+    current = await _locked(invoice_id)
+    if current.status == "void":
+        raise InvoiceVoid("the invoice is already void")
+    if current.amount_recovered != format_minor(0, current.currency):
+        raise MoneyHasMoved(f"{current.amount_recovered} {current.currency} has been paid "
+                            "on this invoice; refund it instead of voiding it")
+    now = utcnow()
+    await queries.update(invoice_id, {"voided_at": now, "updated_at": now})
+    after = await get_invoice(invoice_id=invoice_id)
+    await events.record_invoice_event(type="invoice.voided", invoice=after,
+                                      previous={"status": current.status})
+    return after
+
+
+async def mark_uncollectible(*, invoice_id: uuid.UUID) -> InvoiceOut:
+    """Until it is paid in full (it stays payable); marking it again changes nothing."""
+    current = await _locked(invoice_id)
+    if current.status == "void":
+        raise InvoiceVoid("a void invoice cannot be marked uncollectible")
+    if current.amount_due == format_minor(0, current.currency):
+        raise InvoicePaid("the invoice is paid in full: nothing is left to collect")
+    if current.status == "uncollectible":
+        return current
+    now = utcnow()
+    await queries.update(invoice_id, {"uncollectible_at": now, "updated_at": now})
+    after = await get_invoice(invoice_id=invoice_id)
+    if after.status != current.status:
+        await events.record_invoice_event(type="invoice.uncollectible", invoice=after,
+                                          previous={"status": current.status})
+    return after
+
+
+async def mark_collectible(*, invoice_id: uuid.UUID) -> InvoiceOut:
+    """Undo `mark_uncollectible`; on an invoice not so marked it changes nothing."""
+    current = await _locked(invoice_id)
+    if current.status == "void":
+        raise InvoiceVoid("a void invoice cannot be marked collectible")
+    if not await queries.is_marked_uncollectible(invoice_id):
+        return current
+    await queries.update(invoice_id, {"uncollectible_at": None, "updated_at": utcnow()})
+    after = await get_invoice(invoice_id=invoice_id)
+    await _record_update(current, after)
+    return after
+
+
+async def _locked(invoice_id: uuid.UUID) -> InvoiceOut:
+    if not await queries.lock(invoice_id):
+        raise InvoiceNotFound(f"no invoice with id {invoice_id}")
+    return await get_invoice(invoice_id=invoice_id)

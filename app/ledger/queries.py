@@ -38,7 +38,7 @@ WITH moved AS (
         last_attempt_failed = i.last_attempt_failed AND :kind <> 'payment',
         updated_at = :created_at
     FROM currencies c
-    WHERE i.id = :invoice_id AND c.code = i.currency
+    WHERE i.id = :invoice_id AND c.code = i.currency AND i.voided_at IS NULL
       AND to_minor_units(:amount, c.exponent) <= CASE WHEN :kind = 'payment'
           THEN i.amount - i.amount_recovered ELSE i.amount_recovered - i.amount_refunded END
     RETURNING i.*, to_minor_units(:amount, c.exponent) AS moved_amount
@@ -105,7 +105,7 @@ async def run(statement: Statement, values: dict[str, Any]) -> Any | None:
 async def sums(invoice_id: uuid.UUID) -> dict[str, Any] | None:
     rows = await db.list(Invoice.select(
         Invoice.amount, Invoice.amount_recovered, Invoice.amount_refunded,
-        Invoice.currency).where(Invoice.id == invoice_id).dicts())
+        Invoice.currency, Invoice.voided_at).where(Invoice.id == invoice_id).dicts())
     return rows[0] if rows else None
 
 

@@ -23,8 +23,8 @@ router = make_router(prefix="/invoice-transactions", tags=["transactions"])
              summary="Record a payment or a refund (admin)",
              responses=problems(ADMIN, {
                  404: ["invoice_not_found"],
-                 409: ["amount_exceeds_due", "amount_exceeds_refundable", "invoice_changed",
-                       "idempotency_key_in_use"],
+                 409: ["amount_exceeds_due", "amount_exceeds_refundable", "invoice_void",
+                       "invoice_changed", "idempotency_key_in_use"],
                  422: ["validation_error", "idempotency_key_reused"]}, body=True))
 async def create_transaction(body: TransactionCreate, admin: AdminUser,
                              settings: AppSettings,

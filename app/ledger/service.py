@@ -25,7 +25,7 @@ changed a moment earlier can never scale an amount.
 
 When the statement changes nothing, a second statement reads the invoice as it is now and
 says why (no such invoice, too many decimals for its currency, more than is due or
-refundable). If that fresh state would accept the movement after all, the invoice changed
+refundable, void). If that fresh state would accept the movement after all, the invoice changed
 in between, and the statement runs again.
 """
 
@@ -40,7 +40,7 @@ from typing import Any
 
 from app.db.models import utcnow
 from app.errors import Conflict, NotFound
-from app.invoices.service import InvoiceNotFound
+from app.invoices.service import InvoiceNotFound, InvoiceVoid
 from app.ledger import queries
 from app.ledger.schemas import Kind, Source, TransactionOut
 from app.money import MAX_EXPONENT, format_minor, has_at_most_decimals, minor_units
@@ -131,6 +131,8 @@ async def _explain_refusal(invoice_id: uuid.UUID, amount: Decimal | None,
     now = await queries.sums(invoice_id)
     if now is None:
         raise InvoiceNotFound(f"no invoice with id {invoice_id}")
+    if now["voided_at"] is not None and kind is not None:
+        raise InvoiceVoid(f"invoice {invoice_id} is void: it takes no {kind}")
     if amount is None:
         return
     currency = now["currency"]
