@@ -18,6 +18,7 @@ from app.auth import router as auth_router
 from app.auth.passwords import PasswordHasher
 from app.auth.tokens import TokenCodec
 from app.config import Settings, get_settings
+from app.credit import router as credit_router
 from app.db import connection, failures
 from app.db.location import database_url
 from app.db.migrations import migrate
@@ -149,7 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _document(app)
     install_docs(app)
     for module in (ops_router, auth_router, users_router, invoices_router, ledger_router,
-                   webhooks_router, events_router):
+                   credit_router, webhooks_router, events_router):
         app.include_router(module.router)
 
     if settings.cors_origin_list:

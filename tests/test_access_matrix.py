@@ -140,6 +140,18 @@ MATRIX: dict[tuple[str, str], tuple[Request, tuple[int, ...]]] = {
     ("POST", "/invoices/{invoice_id}/mark-collectible"): (lambda c, w, h: c.post(
         f"/invoices/{w.invoice_id}/mark-collectible", headers=h),
         (*NO_TOKEN, 403, 403, 403, 200)),
+    ("GET", "/users/{user_id}/credit"): (lambda c, w, h: c.get(
+        f"/users/{w.ids['payer']}/credit", headers=h), (*NO_TOKEN, 403, 200, 403, 200)),
+    ("GET", "/users/{user_id}/credit/entries"): (lambda c, w, h: c.get(
+        f"/users/{w.ids['payer']}/credit/entries", headers=h), (*NO_TOKEN, 403, 200, 403, 200)),
+    ("POST", "/users/{user_id}/credit"): (lambda c, w, h: c.post(
+        f"/users/{w.ids['payer']}/credit", headers=h, json={
+            "amount": "5", "currency": "INR", "reason": "matrix"}),
+        (*NO_TOKEN, 403, 403, 403, 201)),
+    # No credit in this world: an admin gets through to the money rule.
+    ("POST", "/invoices/{invoice_id}/apply-credit"): (lambda c, w, h: c.post(
+        f"/invoices/{w.invoice_id}/apply-credit", headers=h),
+        (*NO_TOKEN, 403, 403, 403, 409)),
     ("POST", "/invoice-transactions"): (lambda c, w, h: c.post(
         "/invoice-transactions", headers=h, json={"invoice_id": w.invoice_id, "amount": "1",
                                                   "payment_mode": "upi"}),

@@ -285,6 +285,87 @@ def test_mark_uncollectible_races_the_last_payment(api: Api, racer: str, admin: 
     assert_invariants(api)
 
 
+# -- credit ------------------------------------------------------------------------------------
+
+def _grant(api: Api, admin: Account, user: Account, amount: str) -> None:
+    r = api.client.post(f"/users/{user.id}/credit", headers=admin.headers,
+                        json={"amount": amount, "currency": "INR", "reason": "race"})
+    assert r.status_code == 201, r.text
+
+
+def _balance(api: Api, user: Account) -> int:
+    return api.db.scalar("SELECT COALESCE(sum(balance), 0) FROM credit_balances "
+                         "WHERE user_id = %s", (user.id,))
+
+
+def _apply(admin: Account, invoice_id: str, amount: str) -> Request:
+    return ("POST", f"/invoices/{invoice_id}/apply-credit", admin.headers, {"amount": amount})
+
+
+def test_concurrent_applies_never_spend_more_than_the_balance(
+        api: Api, racer: str, admin: Account, alice: Account, bob: Account) -> None:
+    for _ in range(ROUNDS // 2):
+        _grant(api, admin, alice, "55")
+        start = _balance(api, alice)
+        invoices = [api.invoice(admin, alice, bob, amount="10")["id"] for _ in range(20)]
+        out = burst(racer, [_apply(admin, i, "10") for i in invoices])
+        assert_only(out, {(201, None), (409, "amount_exceeds_credit")})
+        took = sum(r.status_code == 201 for r in out)
+        assert took == start // 1000, (took, start)
+        assert _balance(api, alice) == start - took * 1000 >= 0
+    assert_invariants(api)
+    assert_reconciles(api)
+
+
+def test_an_overpaying_webhook_races_an_api_payment(api: Api, racer: str, admin: Account,
+                                                    alice: Account, bob: Account) -> None:
+    """Whichever comes first is paid in full; the webhook that comes second pays what is
+    left and credits the rest, the API payment that comes second is refused."""
+    for _ in range(ROUNDS // 2):
+        start = _balance(api, alice)
+        invoices = [api.invoice(admin, alice, bob, amount="100")["id"] for _ in range(10)]
+        out = burst(racer, interleave(
+            [webhook("payment/success", i, amount_paid="60") for i in invoices],
+            [pay(admin, i, 60) for i in invoices]))
+        hooks, payments = out[0::2], out[1::2]
+        assert_only(hooks, {(200, None)})
+        assert_only(payments, {(201, None), (409, "amount_exceeds_due")})
+        credited = 0
+        for h, p in zip(hooks, payments, strict=True):
+            if p.status_code == 201:  # the API first: the webhook pays 40, credits 20
+                assert h.json()["transaction"]["amount"] == "40.00", h.text
+                assert h.json()["credited"] == "20.00"
+                credited += 2000
+            else:
+                assert h.json()["transaction"]["amount"] == "60.00" and \
+                    h.json()["credited"] is None, h.text
+        assert _balance(api, alice) == start + credited
+    assert_invariants(api)
+    assert_reconciles(api)
+
+
+def test_a_refund_returning_credit_races_a_new_apply(api: Api, racer: str, admin: Account,
+                                                     alice: Account, bob: Account) -> None:
+    """A payment made from credit is refunded while another invoice takes credit: the
+    apply succeeds only with what is there at that moment; never below zero."""
+    for _ in range(ROUNDS):
+        _grant(api, admin, alice, "50")
+        paid_from_credit = api.invoice(admin, alice, bob, amount="50")["id"]
+        r = api.client.post(f"/invoices/{paid_from_credit}/apply-credit",
+                            headers=admin.headers, json={})
+        assert r.status_code == 201, r.text
+        start = _balance(api, alice)
+        other = api.invoice(admin, alice, bob, amount="100")["id"]
+        out = burst(racer, [refund(admin, paid_from_credit, 50),
+                            _apply(admin, other, str(start / 100 + 30))])
+        assert_only(out[0:1], {(201, None)})
+        assert_only(out[1:2], {(201, None), (409, "amount_exceeds_credit")})
+        spent = (start + 3000) if out[1].status_code == 201 else 0
+        assert _balance(api, alice) == start + 5000 - spent
+    assert_invariants(api)
+    assert_reconciles(api)
+
+
 def test_currency_change_races_a_payment(api: Api, racer: str, admin: Account,
                                          alice: Account, bob: Account) -> None:
     for _ in range(ROUNDS):

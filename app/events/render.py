@@ -12,12 +12,14 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
+from app.credit.service import credit_entry_out
 from app.events.schemas import EventOut
 from app.invoices.service import invoice_out
 from app.ledger.service import transaction_out
+from app.money import format_minor
 
 _TIMES = ("created_at", "updated_at", "payment_date")
-_IDS = ("id", "invoice_id", "payer_id", "receiver_id")
+_IDS = ("id", "invoice_id", "payer_id", "receiver_id", "user_id", "transaction_id")
 
 
 def _typed(raw: dict[str, Any]) -> dict[str, Any]:
@@ -36,6 +38,10 @@ def _typed(raw: dict[str, Any]) -> dict[str, Any]:
 def event_object(data: dict[str, Any]) -> dict[str, Any]:
     if "object" in data:
         return data["object"]
+    if "credit" in data:  # a credit entry, and the balance it left
+        row = _typed(data["credit"])
+        return {**credit_entry_out(row).model_dump(mode="json"),
+                "balance": format_minor(row["balance"], row["currency"])}
     if "transaction" in data:
         return transaction_out(_typed(data["transaction"])).model_dump(mode="json")
     return invoice_out(_typed(data["invoice"])).model_dump(mode="json")

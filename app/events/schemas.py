@@ -10,7 +10,7 @@ from app.http.fields import StrictBody, Timestamp
 EventType = Literal["invoice.created", "invoice.updated", "invoice.deleted",
                     "invoice.completed", "invoice.voided", "invoice.uncollectible",
                     "invoice.overdue", "payment.succeeded", "payment.failed",
-                    "refund.succeeded"]
+                    "refund.succeeded", "credit.granted", "credit.applied"]
 EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
 Subscription = EventType | Literal["*"]
 

@@ -23,6 +23,25 @@ INVOICE_SNAPSHOT = """(to_jsonb(moved) - 'moved_amount' || (
                               'receiver_username', r.username, 'receiver_email', r.email)
     FROM users p, users r WHERE p.id = moved.payer_id AND r.id = moved.receiver_id))"""
 
+# What a refund returns to credit (moved.last_credit_return > 0): the payer's balance
+# (locked after the invoice, as everywhere) and the credit ledger's row.
+CREDIT_RETURN = """returned AS (
+    INSERT INTO credit_balances (user_id, currency, balance, updated_at)
+    SELECT moved.payer_id, moved.currency, moved.last_credit_return, :created_at
+    FROM moved WHERE moved.last_credit_return > 0
+    ON CONFLICT (user_id, currency) DO UPDATE
+        SET balance = credit_balances.balance + EXCLUDED.balance,
+            updated_at = EXCLUDED.updated_at
+    RETURNING balance
+), credit_entry AS (
+    INSERT INTO credit_entries (id, user_id, currency, amount, source, invoice_id,
+                                transaction_id, created_at)
+    SELECT gen_random_uuid(), moved.payer_id, moved.currency, moved.last_credit_return,
+           'refund', moved.id, :id, :created_at
+    FROM moved, returned WHERE moved.last_credit_return > 0
+    RETURNING *
+)"""
+
 # A payment or a refund: the invoice row is updated only if the rule allows, and the ledger
 # row is inserted only if it was (app/ledger/service.py explains why this shape is right
 # under READ COMMITTED), with its events and their deliveries (app/events/queries.py) in
@@ -36,6 +55,17 @@ WITH moved AS (
         amount_refunded = i.amount_refunded + CASE WHEN :kind = 'refund'
             THEN to_minor_units(:amount, c.exponent) ELSE 0 END,
         last_attempt_failed = i.last_attempt_failed AND :kind <> 'payment',
+        amount_paid_from_credit = i.amount_paid_from_credit + CASE
+            WHEN :kind = 'payment' AND :source = 'credit'
+            THEN to_minor_units(:amount, c.exponent) ELSE 0 END,
+        -- A refund returns to credit what of it came from credit (docs/API.md); SET sees the
+        -- locked row as it was, and RETURNING shows the new values, hence the column.
+        last_credit_return = CASE WHEN :kind = 'refund' THEN LEAST(
+            to_minor_units(:amount, c.exponent),
+            i.amount_paid_from_credit - i.amount_returned_to_credit) ELSE 0 END,
+        amount_returned_to_credit = i.amount_returned_to_credit + CASE WHEN :kind = 'refund'
+            THEN LEAST(to_minor_units(:amount, c.exponent),
+                       i.amount_paid_from_credit - i.amount_returned_to_credit) ELSE 0 END,
         updated_at = :created_at
     FROM currencies c
     WHERE i.id = :invoice_id AND c.code = i.currency AND i.voided_at IS NULL
@@ -49,21 +79,26 @@ WITH moved AS (
            :payment_mode, :payment_date, :reference, :source, :event_id, :created_at
     FROM moved
     RETURNING *
-), new_events AS (
-    -- the movement's event, then invoice.completed if this payment completed the invoice
+), {CREDIT_RETURN}, new_events AS (
+    -- the movement's event, invoice.completed if this payment completed the invoice, and
+    -- credit.granted if this refund returned credit
     INSERT INTO events (id, type, invoice_id, created_at, data)
     SELECT {NEW_EVENT_ID}, e.type, recorded.invoice_id, :created_at, e.data
     FROM recorded, moved, LATERAL (VALUES
         (1, CASE WHEN :kind = 'payment' THEN 'payment.succeeded' ELSE 'refund.succeeded' END,
          jsonb_build_object('transaction', to_jsonb(recorded))),
         (2, 'invoice.completed', CASE WHEN :kind = 'payment' AND moved.status = 'completed'
-         THEN jsonb_build_object('invoice', {INVOICE_SNAPSHOT}) END)
+         THEN jsonb_build_object('invoice', {INVOICE_SNAPSHOT}) END),
+        (3, 'credit.granted', (SELECT jsonb_build_object('credit', to_jsonb(ce)
+            || jsonb_build_object('balance', (SELECT balance FROM returned)))
+            FROM credit_entry ce))
     ) AS e (n, type, data)
     WHERE e.data IS NOT NULL
     ORDER BY e.n
     RETURNING seq, type, invoice_id, created_at
 ), {FAN_OUT}
-SELECT amount, currency FROM recorded
+SELECT amount, currency, (SELECT last_credit_return FROM moved) AS returned_to_credit
+FROM recorded
 """)
 
 # A payment attempt the provider reports as failed: marked on the invoice, recorded, no

@@ -30,6 +30,36 @@ WHERE t.status = 'succeeded' AND t.currency <> i.currency GROUP BY t.invoice_id
 """
 
 
+# Each balance is the sum of its user's entries in that currency.
+CREDIT_BALANCE_SQL = """
+SELECT COALESCE(b.user_id, e.user_id), COALESCE(b.currency, e.currency),
+       COALESCE(b.balance, 0), COALESCE(e.total, 0)
+FROM credit_balances b
+FULL JOIN (SELECT user_id, currency, SUM(amount) AS total FROM credit_entries
+           GROUP BY user_id, currency) e
+  ON e.user_id = b.user_id AND e.currency = b.currency
+WHERE COALESCE(b.balance, 0) <> COALESCE(e.total, 0)
+"""
+
+# What an invoice was paid from credit is its credit payments, and what it took from the
+# credit ledger; what it returned is the refund entries.
+CREDIT_INVOICE_SQL = """
+SELECT i.id, i.amount_paid_from_credit, COALESCE(t.paid, 0), COALESCE(c.applied, 0),
+       i.amount_returned_to_credit, COALESCE(c.returned, 0)
+FROM invoices i
+LEFT JOIN (SELECT invoice_id, SUM(amount) AS paid FROM invoice_transactions
+           WHERE source = 'credit' AND kind = 'payment' GROUP BY invoice_id) t
+  ON t.invoice_id = i.id
+LEFT JOIN (SELECT invoice_id, -SUM(amount) FILTER (WHERE source = 'applied') AS applied,
+                  SUM(amount) FILTER (WHERE source = 'refund') AS returned
+           FROM credit_entries WHERE invoice_id IS NOT NULL GROUP BY invoice_id) c
+  ON c.invoice_id = i.id
+WHERE i.amount_paid_from_credit <> COALESCE(t.paid, 0)
+   OR i.amount_paid_from_credit <> COALESCE(c.applied, 0)
+   OR i.amount_returned_to_credit <> COALESCE(c.returned, 0)
+"""
+
+
 @dataclass(frozen=True)
 class Mismatch:
     invoice_id: str
@@ -47,4 +77,13 @@ def find_mismatches(database: peewee.Database) -> tuple[int, list[Mismatch]]:
             f"refunded={refunded} (ledger {refunded_rows}) minor units of {currency}")))
     for inv_id, count in database.execute_sql(CURRENCY_SQL).fetchall():
         found.append(Mismatch(str(inv_id), f"{count} transaction(s) in another currency"))
+    for user_id, currency, balance, total in database.execute_sql(
+            CREDIT_BALANCE_SQL).fetchall():
+        found.append(Mismatch(f"user {user_id}", f"credit balance {balance} {currency} but "
+                              f"its entries sum to {total} minor units"))
+    for inv_id, from_credit, paid, applied, returned, entries in database.execute_sql(
+            CREDIT_INVOICE_SQL).fetchall():
+        found.append(Mismatch(str(inv_id), (
+            f"paid from credit {from_credit} (credit payments {paid}, applied entries "
+            f"{applied}); returned to credit {returned} (refund entries {entries})")))
     return checked, found

@@ -5,6 +5,7 @@ import uuid
 from fastapi import Response
 
 from app.auth.deps import AdminUser
+from app.credit import service as credit
 from app.db.transaction import autocommit
 from app.http import idempotency
 from app.http.deps import AppSettings
@@ -13,7 +14,7 @@ from app.http.problems import ADMIN, problems
 from app.http.responses import json_response
 from app.http.routing import make_router
 from app.ledger import service
-from app.ledger.schemas import TransactionCreate, TransactionOut
+from app.ledger.schemas import CreditedTransactionOut, TransactionCreate, TransactionOut
 from app.pagination import DEFAULT_LIMIT, Page
 
 router = make_router(prefix="/invoice-transactions", tags=["transactions"])
@@ -30,12 +31,26 @@ async def create_transaction(body: TransactionCreate, admin: AdminUser,
                              settings: AppSettings,
                              idempotency_key: IdempotencyKey = None) -> Response:
     """A payment (`"kind": "payment"`, the default) or a refund, checked and recorded in one
-    step: more than is due (or refundable) is refused and nothing is recorded. Send an
-    `Idempotency-Key` to retry safely."""
+    step: more than is due (or refundable) is refused and nothing is recorded, unless a
+    payment says `"overpayment": "credit"`: then the due part is paid and the rest credited
+    to the payer (the answer says how much, in `credited`). Send an `Idempotency-Key` to
+    retry safely."""
     new = service.NewTransaction(
         invoice_id=body.invoice_id, amount=body.amount, kind=body.kind,
         payment_mode=body.payment_mode, payment_date=body.payment_date,
         reference=body.reference)
+    if body.overpayment == "credit" and body.kind == "payment":
+        async def pay_and_credit() -> CreditedTransactionOut:
+            paid, credited = await credit.pay_crediting_the_excess(new=new)
+            if paid is None:  # nothing was due: that is a credit grant, not a payment
+                raise service.AmountExceedsDue(
+                    "nothing is due on this invoice; grant credit with POST "
+                    "/users/{id}/credit instead")
+            return CreditedTransactionOut(**paid.model_dump(), credited=credited)
+
+        return await idempotency.created(
+            settings, key=idempotency_key, caller=admin, route="POST /invoice-transactions",
+            body=body, run=pay_and_credit)
     if idempotency_key is None:
         # The one write outside a transaction (app/db/transaction.py): alone, the ledger
         # statement commits by itself, so the invoice's row lock lasts one round trip, not

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 from app.http.fields import Amount, InTimestamp, ShortText, StrictBody, Timestamp
 
 Kind = Literal["payment", "refund"]
-Source = Literal["api", "webhook"]
+Source = Literal["api", "webhook", "credit"]
 
 
 class TransactionCreate(StrictBody):
@@ -18,6 +18,9 @@ class TransactionCreate(StrictBody):
     payment_date: InTimestamp | None = None
     reference: ShortText | None = None
     kind: Kind = "payment"
+    # A payment larger than what is due: refused (409 amount_exceeds_due), or the due part
+    # paid and the rest credited to the payer.
+    overpayment: Literal["reject", "credit"] = "reject"
 
 
 class TransactionOut(BaseModel):
@@ -33,3 +36,9 @@ class TransactionOut(BaseModel):
     source: Source
     event_id: str | None
     created_at: Timestamp
+
+
+class CreditedTransactionOut(TransactionOut):
+    """A payment with `"overpayment": "credit"`: what was credited to the payer, if any."""
+
+    credited: str | None = None

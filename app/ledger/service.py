@@ -97,6 +97,9 @@ async def record_transaction(*, new: NewTransaction) -> TransactionOut:
                 row.update(amount=moved["amount"], currency=moved["currency"])
                 metrics.record_transaction(new.kind, row["currency"], new.source,
                                            row["amount"])
+                if moved["returned_to_credit"]:
+                    metrics.record_credit("granted", row["currency"],
+                                          moved["returned_to_credit"])
                 return transaction_out(row)
         await _explain_refusal(new.invoice_id, new.amount, new.kind)
     raise InvoiceChanged("the invoice kept changing while this was being recorded; retry")

@@ -60,6 +60,15 @@ def record_transaction(kind: str, currency: str, source: str, amount_minor: int)
     db.after_commit(count)
 
 
+CREDIT = Counter("credit_minor_units_total",
+                 "Customer credit granted (grants, overpayments, refunds returned to credit) "
+                 "and applied to invoices, in minor units", ["direction", "currency"])
+
+
+def record_credit(direction: str, currency: str, amount_minor: int) -> None:
+    CREDIT.labels(direction, currency).inc(amount_minor)
+
+
 def record_webhook(event_type: str, outcome: str) -> None:
     WEBHOOK_EVENTS.labels(event_type, outcome).inc()
 

@@ -35,4 +35,7 @@ class WebhookResult(BaseModel):
     event_id: str
     duplicate: bool
     invoice: InvoiceOut
-    transaction: TransactionOut
+    # None only when nothing was due and the whole amount paid went to credit.
+    transaction: TransactionOut | None
+    # A payment above the amount due: the excess, credited to the payer.
+    credited: str | None = None

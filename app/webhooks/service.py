@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from app.credit import service as credit
 from app.errors import Conflict
 from app.invoices.service import get_invoice
 from app.ledger import service as ledger
@@ -28,27 +29,30 @@ class EventIdReused(Conflict, code="event_id_reused"): ...
 class EventType:
     name: str
     body: type[WebhookBody]
-    effect: Callable[[Any], Awaitable[TransactionOut]]
+    effect: Callable[[Any], Awaitable[tuple[TransactionOut | None, str | None]]]
 
 
-def _paid(event: PaymentSucceededEvent) -> Awaitable[TransactionOut]:
-    return ledger.record_transaction(new=ledger.NewTransaction(
+async def _paid(event: PaymentSucceededEvent) -> tuple[TransactionOut | None, str | None]:
+    """More than is due is paid as far as it is due and the rest credited to the payer:
+    the provider has taken the money, so refusing it would leave the books disagreeing
+    with the bank."""
+    return await credit.pay_crediting_the_excess(new=ledger.NewTransaction(
         invoice_id=event.invoice_id, amount=event.amount_paid, kind="payment",
         payment_mode=event.payment_mode, reference=event.reference, source="webhook",
         event_id=event.id))
 
 
-def _failed(event: PaymentFailedEvent) -> Awaitable[TransactionOut]:
-    return ledger.record_failed_attempt(
+async def _failed(event: PaymentFailedEvent) -> tuple[TransactionOut | None, str | None]:
+    return await ledger.record_failed_attempt(
         invoice_id=event.invoice_id, amount=event.amount, payment_mode=event.payment_mode,
-        reference=event.reference, event_id=event.id)
+        reference=event.reference, event_id=event.id), None
 
 
-def _refunded(event: RefundEvent) -> Awaitable[TransactionOut]:
-    return ledger.record_transaction(new=ledger.NewTransaction(
+async def _refunded(event: RefundEvent) -> tuple[TransactionOut | None, str | None]:
+    return await ledger.record_transaction(new=ledger.NewTransaction(
         invoice_id=event.invoice_id, amount=event.refunded_amount, kind="refund",
         payment_mode="provider", reference=event.reference, source="webhook",
-        event_id=event.id))
+        event_id=event.id)), None
 
 
 PAYMENT_SUCCEEDED = EventType("payment.succeeded", PaymentSucceededEvent, _paid)
@@ -57,6 +61,7 @@ REFUND = EventType("refund", RefundEvent, _refunded)
 
 
 async def apply(*, kind: EventType, event: WebhookBody) -> WebhookResult:
-    transaction = await kind.effect(event)
+    transaction, credited = await kind.effect(event)
     return WebhookResult(event_id=event.id, duplicate=False, transaction=transaction,
+                         credited=credited,
                          invoice=await get_invoice(invoice_id=event.invoice_id))
