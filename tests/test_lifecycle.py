@@ -30,11 +30,18 @@ def test_void_is_final(api: Api, admin: Account, alice: Account, bob: Account) -
     assert_problem(post(api, admin, inv["id"], "void"), 409, "invoice_void")
     assert_problem(post(api, admin, inv["id"], "mark-uncollectible"), 409, "invoice_void")
     assert_problem(post(api, admin, inv["id"], "mark-collectible"), 409, "invoice_void")
-    assert_problem(deliver(api, "payment/success", {
-        "id": evt(), "invoice_id": inv["id"], "amount_paid": "1"}), 409, "invoice_void")
+    # The provider took money for it anyway: it goes to the payer's credit, not the invoice.
+    paid = deliver(api, "payment/success", {"id": evt(), "invoice_id": inv["id"],
+                                            "amount_paid": "1"})
+    assert paid.status_code == 200, paid.text
+    assert paid.json()["transaction"] is None and paid.json()["credited"] == "1.00"
     got = api.client.get(f"/invoices/{inv['id']}", headers=admin.headers).json()
     assert got["status"] == "void" and got["amount_recovered"] == "0.00"
-    assert event_types(api, admin, inv["id"]) == ["invoice.created", "invoice.voided"]
+    assert event_types(api, admin, inv["id"]) == ["invoice.created", "invoice.voided",
+                                                  "credit.granted"]
+    # The credit ledger keeps its invoice: it cannot be deleted now.
+    assert_problem(api.client.delete(f"/invoices/{inv['id']}", headers=admin.headers), 409,
+                   "invoice_has_transactions")
 
 
 def test_void_with_money_moved_is_refused(api: Api, admin: Account, alice: Account,

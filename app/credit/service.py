@@ -105,19 +105,21 @@ async def apply(*, invoice_id: uuid.UUID, amount: Decimal | None) -> Transaction
     return paid
 
 
-async def pay_crediting_the_excess(*, new: ledger.NewTransaction
+async def pay_crediting_the_excess(*, new: ledger.NewTransaction, void_to_credit: bool = False
                                    ) -> tuple[TransactionOut | None, str | None]:
     """A payment larger than what is due: the due part is paid and the rest credited to
-    the payer (the money has already moved). (The payment, or None when nothing was due;
-    the amount credited, or None.)"""
+    the payer (the money has already moved). On a void invoice, with `void_to_credit` (the
+    provider took the money anyway), all of it is credited; else it is refused. (The
+    payment, or None when nothing was due; the amount credited, or None.)"""
     invoice = await queries.locked_invoice(new.invoice_id)
     if invoice is None:
         raise InvoiceNotFound(f"no invoice with id {new.invoice_id}")
-    if invoice["voided_at"] is not None:
+    void = invoice["voided_at"] is not None
+    if void and not void_to_credit:
         raise InvoiceVoid(f"invoice {new.invoice_id} is void: it takes no payment")
     currency = invoice["currency"]
     total = minor_units(new.amount, currency)
-    due = invoice["amount"] - invoice["amount_recovered"]
+    due = 0 if void else invoice["amount"] - invoice["amount_recovered"]
     paid_minor, excess = min(total, due), max(total - due, 0)
     paid = None
     if paid_minor > 0:
@@ -128,6 +130,7 @@ async def pay_crediting_the_excess(*, new: ledger.NewTransaction
     await _add(user_id=invoice["payer_id"], currency=currency, amount=excess,
                source="overpayment", invoice_id=new.invoice_id,
                transaction_id=paid.id if paid else None,
-               reason=f"overpayment of {format_minor(total, currency)} {currency} on an "
-                      f"invoice with {format_minor(due, currency)} due")
+               reason=f"{format_minor(total, currency)} {currency} paid on a void invoice"
+               if void else f"overpayment of {format_minor(total, currency)} {currency} on "
+                            f"an invoice with {format_minor(due, currency)} due")
     return paid, format_minor(excess, currency)

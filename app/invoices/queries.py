@@ -70,7 +70,10 @@ async def update(invoice_id: uuid.UUID, values: dict[str, Any]) -> None:
 
 
 async def delete_if_no_transactions(invoice_id: uuid.UUID) -> bool:
+    """Also not when credit came from it (a provider's payment on it after it was voided):
+    the credit ledger keeps its invoice."""
     has_rows = InvoiceTransaction.select(SQL("1")).where(InvoiceTransaction.invoice == invoice_id)
+    has_credit = SQL("SELECT 1 FROM credit_entries WHERE invoice_id = %s", (invoice_id,))
     deleted = await Invoice.delete().where(
-        (Invoice.id == invoice_id) & ~fn.EXISTS(has_rows)).aexecute()
+        (Invoice.id == invoice_id) & ~fn.EXISTS(has_rows) & ~fn.EXISTS(has_credit)).aexecute()
     return bool(deleted)

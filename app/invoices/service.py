@@ -219,7 +219,8 @@ async def delete_invoice(*, invoice_id: uuid.UUID) -> None:
     invoice = await get_invoice(invoice_id=invoice_id)
     if not await queries.delete_if_no_transactions(invoice_id):
         raise InvoiceHasTransactions(
-            "this invoice has transactions and is part of the ledger; it cannot be deleted")
+            "this invoice has transactions (or credit came from it) and is part of the "
+            "ledger; it cannot be deleted")
     await events.record_invoice_event(type="invoice.deleted", invoice=invoice)
 
 

@@ -1,8 +1,15 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 from app.http.fields import Amount, Body, ShortText
 from app.invoices.schemas import InvoiceOut
@@ -37,5 +44,13 @@ class WebhookResult(BaseModel):
     invoice: InvoiceOut
     # None only when nothing was due and the whole amount paid went to credit.
     transaction: TransactionOut | None
-    # A payment above the amount due: the excess, credited to the payer.
+    # A payment above the amount due: the excess, credited to the payer. Left out of the
+    # answer when nothing was credited, so the usual answer keeps its shape.
     credited: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_empty_credit(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        if data.get("credited") is None:
+            data.pop("credited", None)
+        return data

@@ -33,10 +33,10 @@ class EventType:
 
 
 async def _paid(event: PaymentSucceededEvent) -> tuple[TransactionOut | None, str | None]:
-    """More than is due is paid as far as it is due and the rest credited to the payer:
-    the provider has taken the money, so refusing it would leave the books disagreeing
-    with the bank."""
-    return await credit.pay_crediting_the_excess(new=ledger.NewTransaction(
+    """More than is due is paid as far as it is due and the rest credited to the payer;
+    on a void invoice, all of it is credited: the provider has taken the money, so refusing
+    it would leave the books disagreeing with the bank."""
+    return await credit.pay_crediting_the_excess(void_to_credit=True, new=ledger.NewTransaction(
         invoice_id=event.invoice_id, amount=event.amount_paid, kind="payment",
         payment_mode=event.payment_mode, reference=event.reference, source="webhook",
         event_id=event.id))
