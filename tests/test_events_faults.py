@@ -39,9 +39,9 @@ def own(own_database_url: str, password_hash: str, tmp_path) -> Iterator[Api]:
     db.conn.close()
 
 
-def start_deliverer(database_url: str, log) -> subprocess.Popen:
+def start_deliverer(database_url: str, log, **extra: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "app", "deliver"], cwd=ROOT,
-                            env=app_env(database_url, **ENV), stdout=log,
+                            env=app_env(database_url, **{**ENV, **extra}), stdout=log,
                             stderr=subprocess.STDOUT)
 
 
@@ -178,10 +178,7 @@ def test_an_address_that_became_private_is_refused_at_send_time(own: Api, tmp_pa
     admin, alice, bob = api.user("admin"), api.user(), api.user()
     receiver = Receiver()
     log = open(tmp_path / "deliver.log", "wb")
-    deliverer = subprocess.Popen(
-        [sys.executable, "-m", "app", "deliver"], cwd=ROOT, stdout=log,
-        stderr=subprocess.STDOUT,
-        env=app_env(api.database_url, **ENV, WEBHOOK_ALLOW_PRIVATE_URLS="false"))
+    deliverer = start_deliverer(api.database_url, log, WEBHOOK_ALLOW_PRIVATE_URLS="false")
     try:
         r = api.client.post("/webhook-endpoints", headers=admin.headers,
                             json={"url": receiver.url, "event_types": ["invoice.created"]})
@@ -211,10 +208,7 @@ def test_deliveries_behind_a_head_waiting_for_its_retry_are_held_to_its_time(
     receiver = Receiver()
     receiver.fail_always = True
     log = open(tmp_path / "deliver.log", "wb")
-    deliverer = subprocess.Popen(
-        [sys.executable, "-m", "app", "deliver"], cwd=ROOT, stdout=log,
-        stderr=subprocess.STDOUT,
-        env=app_env(api.database_url, **ENV, DELIVERY_RETRY_DELAYS="30,30"))
+    deliverer = start_deliverer(api.database_url, log, DELIVERY_RETRY_DELAYS="30,30")
     try:
         r = api.client.post("/webhook-endpoints", headers=admin.headers,
                             json={"url": receiver.url, "event_types": ["*"]})
@@ -254,10 +248,8 @@ def test_invoice_overdue_is_written_once_across_two_delivery_processes(
     assert api.client.post(f"/invoices/{void}/void", headers=admin.headers).status_code == 200
     undated = api.invoice(admin, alice, bob, amount="10")["id"]
     log = open(tmp_path / "deliver.log", "wb")
-    deliverers = [subprocess.Popen(
-        [sys.executable, "-m", "app", "deliver"], cwd=ROOT, stdout=log,
-        stderr=subprocess.STDOUT, env=app_env(api.database_url, **ENV, CLOCK_SHIFT_DAYS="2"))
-        for _ in range(2)]
+    deliverers = [start_deliverer(api.database_url, log, CLOCK_SHIFT_DAYS="2")
+                  for _ in range(2)]
     query = ("SELECT invoice_id::text AS id, count(*) AS n FROM events "
              "WHERE type = 'invoice.overdue' GROUP BY invoice_id")
     try:

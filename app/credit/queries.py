@@ -22,15 +22,19 @@ _ENTRY_EVENT = f"""new_events AS (
     RETURNING seq, type, invoice_id, created_at
 ), {FAN_OUT}"""
 
+# Raises the balance by the inserted row's amount, or makes it (the ledger's refunds use
+# it too, app/ledger/queries.py).
+RAISE_BALANCE = """ON CONFLICT (user_id, currency) DO UPDATE
+        SET balance = credit_balances.balance + EXCLUDED.balance,
+            updated_at = EXCLUDED.updated_at
+    RETURNING balance"""
+
 # Credit in: the balance row made or raised, the entry, its event.
 _ADD = Statement(f"""
 WITH balance AS (
     INSERT INTO credit_balances (user_id, currency, balance, updated_at)
     VALUES (:user_id, :currency, :amount, :created_at)
-    ON CONFLICT (user_id, currency) DO UPDATE
-        SET balance = credit_balances.balance + EXCLUDED.balance,
-            updated_at = EXCLUDED.updated_at
-    RETURNING balance
+    {RAISE_BALANCE}
 ), entry AS (
     INSERT INTO credit_entries (id, user_id, currency, amount, source, invoice_id,
                                 transaction_id, reason, created_at)

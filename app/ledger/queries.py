@@ -10,6 +10,7 @@ from typing import Any
 
 import peewee
 
+from app.credit.queries import RAISE_BALANCE
 from app.db.connection import db
 from app.db.models import Invoice, InvoiceTransaction
 from app.db.sql import Statement
@@ -25,14 +26,11 @@ INVOICE_SNAPSHOT = """(to_jsonb(moved) - 'moved_amount' || (
 
 # What a refund returns to credit (moved.last_credit_return > 0): the payer's balance
 # (locked after the invoice, as everywhere) and the credit ledger's row.
-CREDIT_RETURN = """returned AS (
+CREDIT_RETURN = f"""returned AS (
     INSERT INTO credit_balances (user_id, currency, balance, updated_at)
     SELECT moved.payer_id, moved.currency, moved.last_credit_return, :created_at
     FROM moved WHERE moved.last_credit_return > 0
-    ON CONFLICT (user_id, currency) DO UPDATE
-        SET balance = credit_balances.balance + EXCLUDED.balance,
-            updated_at = EXCLUDED.updated_at
-    RETURNING balance
+    {RAISE_BALANCE}
 ), credit_entry AS (
     INSERT INTO credit_entries (id, user_id, currency, amount, source, invoice_id,
                                 transaction_id, created_at)
