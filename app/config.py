@@ -178,7 +178,6 @@ def _is_strong(value: str | None) -> bool:
     )
 
 
-@lru_cache
 def _check_database_url(name: str, url: str | None) -> None:
     """A URL libpq can read (several hosts allowed), else what a good one looks like."""
     if not url:
@@ -192,6 +191,7 @@ def _check_database_url(name: str, url: str | None) -> None:
             "with ?target_session_attrs=read-write") from None
 
 
+@lru_cache
 def _dev_secret(data_dir: Path, name: str) -> str:
     """A random secret made once into the data folder and reused (development only)."""
     path = data_dir / name

@@ -32,9 +32,15 @@ STATEMENTS = [
     # A void invoice moves no money: the database refuses it too.
     """ALTER TABLE invoices ADD CONSTRAINT invoices_void_moves_nothing
        CHECK (voided_at IS NULL OR amount_recovered = 0)""",
-    # What the overdue scheduler looks for: invoices with a due date not yet announced.
+    # Invoices already overdue before this release are not announced all at once on the
+    # day it is deployed: `invoice.overdue` is for the day an invoice becomes overdue.
+    """UPDATE invoices SET overdue_notified_for = due_date
+       WHERE due_date < (now() AT TIME ZONE 'UTC')::date""",
+    # What the overdue scheduler looks for: unpaid, not void, with a due date not yet
+    # announced (a paid or void invoice leaves the index).
     """CREATE INDEX invoices_overdue_idx ON invoices (due_date)
-       WHERE overdue_notified_for IS DISTINCT FROM due_date""",
+       WHERE overdue_notified_for IS DISTINCT FROM due_date AND voided_at IS NULL
+         AND amount_recovered < amount""",
 ]
 
 

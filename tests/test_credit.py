@@ -148,3 +148,47 @@ def test_apply_credit_with_a_key_is_applied_once(api: Api, admin: Account, alice
     assert first.status_code == again.status_code == 201 and first.json() == again.json()
     assert again.headers.get("Idempotent-Replayed") == "true"
     assert float(before) - float(balance(api, admin, alice)["INR"]) == 4
+
+
+def test_a_provider_refund_never_returns_credit(api: Api, admin: Account, alice: Account,
+                                                bob: Account) -> None:
+    """The provider refunds by its own means what it was paid; credit paid the rest."""
+    assert grant(api, admin, alice, "60").status_code == 201
+    inv = api.invoice(admin, alice, bob, amount="100.00")
+    assert apply(api, admin, inv["id"], "60").status_code == 201
+    assert deliver(api, "payment/success", {"id": evt(), "invoice_id": inv["id"],
+                                            "amount_paid": "40"}).status_code == 200
+    too_much = deliver(api, "refund", {"id": evt(), "invoice_id": inv["id"],
+                                       "refunded_amount": "50"})
+    assert_problem(too_much, 409, "amount_exceeds_refundable")
+    ok = deliver(api, "refund", {"id": evt(), "invoice_id": inv["id"],
+                                 "refunded_amount": "40"})
+    assert ok.status_code == 200, ok.text
+    assert balance(api, admin, alice) == {}  # nothing came back as credit
+    # An admin's refund of the rest returns it to credit.
+    assert api.pay(admin, inv["id"], "60", kind="refund").status_code == 201
+    assert balance(api, admin, alice) == {"INR": "60.00"}
+    assert_reconciles(api)
+
+
+def test_a_refused_keyed_overpayment_credits_nothing(api: Api, admin: Account,
+                                                     alice: Account, bob: Account) -> None:
+    inv = api.invoice(admin, alice, bob, amount="10.00")
+    assert api.pay(admin, inv["id"], "10").status_code == 201
+    headers = {**admin.headers, "Idempotency-Key": f"over-{inv['id']}"}
+    body = {"invoice_id": inv["id"], "amount": "5", "payment_mode": "upi",
+            "overpayment": "credit"}
+    for _ in range(2):
+        r = api.client.post("/invoice-transactions", headers=headers, json=body)
+        assert_problem(r, 409, "amount_exceeds_due")
+    assert balance(api, admin, alice) == {}
+    assert entries(api, admin, alice) == []
+    assert_reconciles(api)
+
+
+def test_a_balance_past_the_largest_amount_is_refused(api: Api, admin: Account,
+                                                      alice: Account) -> None:
+    assert grant(api, admin, alice, "9999999999999.99").status_code == 201
+    assert_problem(grant(api, admin, alice, "0.01"), 409, "credit_balance_too_large")
+    assert balance(api, admin, alice) == {"INR": "9999999999999.99"}
+    assert_reconciles(api)

@@ -214,6 +214,30 @@ def test_pool_exhausted_answers_503_quickly(api: Api, database_url: str, tmp_pat
         srv.stop()
 
 
+def test_a_replica_that_is_down_leaves_reads_to_the_primary(
+        api: Api, database_url: str, tmp_path, admin: Account, alice: Account,
+        bob: Account) -> None:
+    """READ_DATABASE_URL on a port nobody listens on: reads are answered from the primary
+    (a warning in the log, no error), and payments are not held up."""
+    srv = Server(database_url, tmp_path / "replica.log",
+                 READ_DATABASE_URL="postgresql://postgres@127.0.0.1:1/nowhere")
+    try:
+        inv = api.invoice(admin, alice, bob, amount="100")
+        with httpx.Client(base_url=srv.url, timeout=30) as c:
+            for n in range(1, 6):
+                started = time.monotonic()
+                paid = c.post("/invoice-transactions", headers=admin.headers, json={
+                    "invoice_id": inv["id"], "amount": "1", "payment_mode": "card"})
+                assert paid.status_code == 201, paid.text
+                got = c.get(f"/invoices/{inv['id']}", headers=admin.headers)
+                assert got.status_code == 200 and got.json()["amount_recovered"] == \
+                    f"{n}.00", got.text
+                assert time.monotonic() - started < 2
+        assert "replica unavailable, reading from the primary" in srv.log_text()
+    finally:
+        srv.stop()
+
+
 @pytest.mark.parametrize("failures, expected", [(2, 201), (10, 503)])
 @pytest.mark.parametrize("sqlstate", ["40001", "40P01"])
 def test_deadlocks_and_serialization_failures_are_retried(

@@ -43,7 +43,8 @@ async def list_entries(user_id: uuid.UUID, viewer: CurrentUser, limit: Limit = D
 @router.post("/users/{user_id}/credit", status_code=201, response_model=CreditEntryOut,
              summary="Grant credit to a user (admin)",
              responses=problems(ADMIN, {404: ["user_not_found"],
-                                        409: ["idempotency_key_in_use"],
+                                        409: ["credit_balance_too_large",
+                                              "idempotency_key_in_use"],
                                         422: ["validation_error", "idempotency_key_reused"]},
                                 body=True))
 async def grant_credit(user_id: uuid.UUID, body: CreditGrant, admin: AdminUser,

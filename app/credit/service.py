@@ -26,6 +26,10 @@ from app.users.service import UserNotFound
 
 
 class AmountExceedsCredit(Conflict, code="amount_exceeds_credit"): ...
+class CreditBalanceTooLarge(Conflict, code="credit_balance_too_large"): ...
+
+
+LARGEST_BALANCE = 10**15 - 1  # minor units, as for every amount (migrations/0007)
 
 
 def credit_entry_out(row: Any) -> CreditEntryOut:
@@ -66,6 +70,13 @@ async def grant(*, user_id: uuid.UUID, data: CreditGrant) -> CreditEntryOut:
 async def _add(*, user_id: uuid.UUID, currency: str, amount: int, source: str,
                invoice_id: uuid.UUID | None = None, transaction_id: uuid.UUID | None = None,
                reason: str | None = None) -> Any:
+    # Checked under the balance row's lock, before any write: past the largest amount the
+    # database's CHECK would refuse it in the middle of the transaction.
+    held = await queries.locked_balance(user_id, currency)
+    if held + amount > LARGEST_BALANCE:
+        raise CreditBalanceTooLarge(
+            f"the balance would be {format_minor(held + amount, currency)} {currency}, more "
+            "than the largest amount this service keeps")
     row = await queries.add({
         "id": uuid.uuid4(), "user_id": user_id, "currency": currency, "amount": amount,
         "source": source, "invoice_id": invoice_id, "transaction_id": transaction_id,
@@ -105,21 +116,25 @@ async def apply(*, invoice_id: uuid.UUID, amount: Decimal | None) -> Transaction
     return paid
 
 
-async def pay_crediting_the_excess(*, new: ledger.NewTransaction, void_to_credit: bool = False
+async def pay_crediting_the_excess(*, new: ledger.NewTransaction, provider: bool = False
                                    ) -> tuple[TransactionOut | None, str | None]:
     """A payment larger than what is due: the due part is paid and the rest credited to
-    the payer (the money has already moved). On a void invoice, with `void_to_credit` (the
-    provider took the money anyway), all of it is credited; else it is refused. (The
-    payment, or None when nothing was due; the amount credited, or None.)"""
+    the payer. For the `provider`, whose money has already moved, a void invoice or one
+    with nothing due has all of it credited; an admin's payment is refused there, before
+    anything is written. (The payment, or None when nothing was due; the amount credited,
+    or None.)"""
     invoice = await queries.locked_invoice(new.invoice_id)
     if invoice is None:
         raise InvoiceNotFound(f"no invoice with id {new.invoice_id}")
     void = invoice["voided_at"] is not None
-    if void and not void_to_credit:
+    if void and not provider:
         raise InvoiceVoid(f"invoice {new.invoice_id} is void: it takes no payment")
     currency = invoice["currency"]
     total = minor_units(new.amount, currency)
     due = 0 if void else invoice["amount"] - invoice["amount_recovered"]
+    if due == 0 and not provider:
+        raise ledger.AmountExceedsDue("nothing is due on this invoice; grant credit with "
+                                      "POST /users/{id}/credit instead")
     paid_minor, excess = min(total, due), max(total - due, 0)
     paid = None
     if paid_minor > 0:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any
@@ -27,6 +28,9 @@ from app.config import Settings
 from app.db.failures import connection_broken, database_unavailable, describe
 
 log = logging.getLogger("app.db")
+
+# After the replica failed to connect, reads go to the primary for this long.
+READ_RETRY_SECONDS = 5.0
 
 # Set for the task of a request that only reads (app/http/routing.py).
 _reading: ContextVar[bool] = ContextVar("reading_from_replica", default=False)
@@ -86,23 +90,28 @@ class AppDatabase(AsyncPostgresqlDatabase):
         self._read_url: str | None = None
         self._read_params: dict[str, Any] = {}
         self._read_pool: asyncpg.Pool | None = None
+        # Its own lock: a replica that is slow to answer never holds up the primary's pool.
+        self._read_pool_lock = asyncio.Lock()
+        self._read_retry_at = 0.0  # after a failed connect, reads use the primary till then
 
     def uses_replica(self) -> bool:
         return self._read_url is not None
 
     async def _acquire_conn_async(self):
-        if _reading.get() and self._read_url is not None and not self.in_transaction():
+        if _reading.get() and self._read_url is not None and not self.in_transaction() \
+                and time.monotonic() >= self._read_retry_at:
             try:
                 return await self._acquire_read_conn()
             except Exception as exc:  # the replica is down: the primary answers instead
                 if not database_unavailable(exc):
                     raise
-                log.warning("replica unavailable, reading from the primary",
-                            extra={"error": describe(exc)})
+                self._read_retry_at = time.monotonic() + READ_RETRY_SECONDS
+                log.warning("replica unavailable, reading from the primary", extra={
+                    "error": describe(exc), "retry_in_s": READ_RETRY_SECONDS})
         return await super()._acquire_conn_async()
 
     async def _acquire_read_conn(self) -> AppConnection:
-        async with self._pool_lock:
+        async with self._read_pool_lock:
             if self._read_pool is None:
                 self._read_pool = await asyncio.wait_for(asyncpg.create_pool(
                     dsn=self._read_url, min_size=1, max_size=self._pool_size,

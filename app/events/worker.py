@@ -278,10 +278,10 @@ class Deliverer:
         if time.monotonic() - self._last_housekeeping < 5:
             return
         self._last_housekeeping = time.monotonic()
-        now = utcnow()
         for _ in range(10):  # at most 10 batches a round; the rest next round
-            if await overdue.announce(today=clock.today(), now=now) < overdue.BATCH:
+            if await overdue.announce(today=clock.today(), now=utcnow()) < overdue.BATCH:
                 break
+        now = utcnow()
         await db.aexecute_sql(_HOLD.text, _HOLD.params(
             {"now": now, "beyond_leases": now + self._lease()}))
         queue = (await db.aexecute_sql(_QUEUE)).fetchone()

@@ -251,14 +251,14 @@ async def mark_uncollectible(*, invoice_id: uuid.UUID) -> InvoiceOut:
         raise InvoiceVoid("a void invoice cannot be marked uncollectible")
     if current.amount_due == format_minor(0, current.currency):
         raise InvoicePaid("the invoice is paid in full: nothing is left to collect")
-    if current.status == "uncollectible":
+    if await queries.is_marked_uncollectible(invoice_id):
         return current
     now = utcnow()
     await queries.update(invoice_id, {"uncollectible_at": now, "updated_at": now})
     after = await get_invoice(invoice_id=invoice_id)
-    if after.status != current.status:
-        await events.record_invoice_event(type="invoice.uncollectible", invoice=after,
-                                          previous={"status": current.status})
+    # Also when a refund's status still shows first (partially_refunded): it is marked.
+    await events.record_invoice_event(type="invoice.uncollectible", invoice=after,
+                                      previous={"status": current.status})
     return after
 
 

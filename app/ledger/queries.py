@@ -56,19 +56,25 @@ WITH moved AS (
         amount_paid_from_credit = i.amount_paid_from_credit + CASE
             WHEN :kind = 'payment' AND :source = 'credit'
             THEN to_minor_units(:amount, c.exponent) ELSE 0 END,
-        -- A refund returns to credit what of it came from credit (docs/API.md); SET sees the
-        -- locked row as it was, and RETURNING shows the new values, hence the column.
-        last_credit_return = CASE WHEN :kind = 'refund' THEN LEAST(
+        -- An admin's refund returns to credit what of it came from credit (docs/API.md); SET
+        -- sees the locked row as it was, and RETURNING shows the new values, hence the
+        -- column. The provider's refunds went back by card: none returns to credit.
+        last_credit_return = CASE WHEN :kind = 'refund' AND :source = 'api' THEN LEAST(
             to_minor_units(:amount, c.exponent),
             i.amount_paid_from_credit - i.amount_returned_to_credit) ELSE 0 END,
-        amount_returned_to_credit = i.amount_returned_to_credit + CASE WHEN :kind = 'refund'
+        amount_returned_to_credit = i.amount_returned_to_credit + CASE
+            WHEN :kind = 'refund' AND :source = 'api'
             THEN LEAST(to_minor_units(:amount, c.exponent),
                        i.amount_paid_from_credit - i.amount_returned_to_credit) ELSE 0 END,
         updated_at = :created_at
     FROM currencies c
     WHERE i.id = :invoice_id AND c.code = i.currency AND i.voided_at IS NULL
       AND to_minor_units(:amount, c.exponent) <= CASE WHEN :kind = 'payment'
-          THEN i.amount - i.amount_recovered ELSE i.amount_recovered - i.amount_refunded END
+          THEN i.amount - i.amount_recovered
+          -- the provider refunds only what it was paid, never what credit paid
+          WHEN :source = 'webhook' THEN i.amount_recovered - i.amount_paid_from_credit
+               - (i.amount_refunded - i.amount_returned_to_credit)
+          ELSE i.amount_recovered - i.amount_refunded END
     RETURNING i.*, to_minor_units(:amount, c.exponent) AS moved_amount
 ), recorded AS (
     INSERT INTO invoice_transactions (id, invoice_id, kind, status, amount, currency,
@@ -138,7 +144,8 @@ async def run(statement: Statement, values: dict[str, Any]) -> Any | None:
 async def sums(invoice_id: uuid.UUID) -> dict[str, Any] | None:
     rows = await db.list(Invoice.select(
         Invoice.amount, Invoice.amount_recovered, Invoice.amount_refunded,
-        Invoice.currency, Invoice.voided_at).where(Invoice.id == invoice_id).dicts())
+        Invoice.currency, Invoice.voided_at, Invoice.amount_paid_from_credit,
+        Invoice.amount_returned_to_credit).where(Invoice.id == invoice_id).dicts())
     return rows[0] if rows else None
 
 

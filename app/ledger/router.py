@@ -25,7 +25,8 @@ router = make_router(prefix="/invoice-transactions", tags=["transactions"])
              responses=problems(ADMIN, {
                  404: ["invoice_not_found"],
                  409: ["amount_exceeds_due", "amount_exceeds_refundable", "invoice_void",
-                       "invoice_changed", "idempotency_key_in_use"],
+                       "invoice_changed", "credit_balance_too_large",
+                       "idempotency_key_in_use"],
                  422: ["validation_error", "idempotency_key_reused"]}, body=True))
 async def create_transaction(body: TransactionCreate, admin: AdminUser,
                              settings: AppSettings,
@@ -42,10 +43,7 @@ async def create_transaction(body: TransactionCreate, admin: AdminUser,
     if body.overpayment == "credit" and body.kind == "payment":
         async def pay_and_credit() -> CreditedTransactionOut:
             paid, credited = await credit.pay_crediting_the_excess(new=new)
-            if paid is None:  # nothing was due: that is a credit grant, not a payment
-                raise service.AmountExceedsDue(
-                    "nothing is due on this invoice; grant credit with POST "
-                    "/users/{id}/credit instead")
+            assert paid is not None  # refused, before any write, when nothing is due
             return CreditedTransactionOut(**paid.model_dump(), credited=credited)
 
         return await idempotency.created(

@@ -101,7 +101,7 @@ async def record_transaction(*, new: NewTransaction) -> TransactionOut:
                     metrics.record_credit("granted", row["currency"],
                                           moved["returned_to_credit"])
                 return transaction_out(row)
-        await _explain_refusal(new.invoice_id, new.amount, new.kind)
+        await _explain_refusal(new.invoice_id, new.amount, new.kind, new.source)
     raise InvoiceChanged("the invoice kept changing while this was being recorded; retry")
 
 
@@ -127,7 +127,7 @@ async def record_failed_attempt(
 
 
 async def _explain_refusal(invoice_id: uuid.UUID, amount: Decimal | None,
-                           kind: Kind | None) -> None:
+                           kind: Kind | None, source: Source = "api") -> None:
     """Raise the reason why the invoice, as it is now, refuses this amount (as a payment,
     a refund, or with `kind` None only its scale); return if it would accept it: it
     changed after the statement ran."""
@@ -144,6 +144,11 @@ async def _explain_refusal(invoice_id: uuid.UUID, amount: Decimal | None,
                           "the amount due"),
               "refund": (now["amount_recovered"] - now["amount_refunded"],
                          AmountExceedsRefundable, "the refundable amount")}
+    if source == "webhook":  # the provider refunds only what it was paid (not credit)
+        limits["refund"] = (
+            now["amount_recovered"] - now["amount_paid_from_credit"]
+            - (now["amount_refunded"] - now["amount_returned_to_credit"]),
+            AmountExceedsRefundable, "what the provider was paid and has not refunded")
     if kind in limits:
         limit, refusal, what = limits[kind]
         if minor > limit:

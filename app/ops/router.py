@@ -44,9 +44,9 @@ async def ready() -> Response:
     """200 when the primary answers within 2 s and takes writes, else 503: for load
     balancers. (Never the replica: a server that cannot take payments is not ready.)"""
     reading_from_replica(False)
-    try:
-        row = (await asyncio.wait_for(db.aexecute_sql("SELECT pg_is_in_recovery()"),
-                                      READY_TIMEOUT_SECONDS)).fetchone()
+    try:  # in this task (not wait_for's), so the connection it holds is this request's
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+            row = (await db.aexecute_sql("SELECT pg_is_in_recovery()")).fetchone()
     except Exception as exc:
         raise Unavailable("the database is not answering") from exc
     if row[0]:

@@ -34,7 +34,7 @@ Signature = Annotated[str | None, Header(alias="X-Signature", include_in_schema=
 
 _ERRORS = problems({401: ["invalid_signature"], 404: ["invoice_not_found"],
                     409: ["event_id_reused", "amount_exceeds_due", "amount_exceeds_refundable",
-                          "invoice_void", "invoice_changed"],
+                          "invoice_void", "invoice_changed", "credit_balance_too_large"],
                     422: ["validation_error"]}, body=True)
 
 

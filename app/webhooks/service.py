@@ -36,7 +36,7 @@ async def _paid(event: PaymentSucceededEvent) -> tuple[TransactionOut | None, st
     """More than is due is paid as far as it is due and the rest credited to the payer;
     on a void invoice, all of it is credited: the provider has taken the money, so refusing
     it would leave the books disagreeing with the bank."""
-    return await credit.pay_crediting_the_excess(void_to_credit=True, new=ledger.NewTransaction(
+    return await credit.pay_crediting_the_excess(provider=True, new=ledger.NewTransaction(
         invoice_id=event.invoice_id, amount=event.amount_paid, kind="payment",
         payment_mode=event.payment_mode, reference=event.reference, source="webhook",
         event_id=event.id))
