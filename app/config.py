@@ -59,6 +59,8 @@ class Settings(BaseSettings):
 
     default_currency: str = "INR"
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # All request headers together (names and values), at most; more is 431.
+    max_header_bytes: int = Field(default=16 * 1024, ge=4096)
     idempotency_ttl_hours: int = Field(default=24, ge=1)
 
     login_max_failures: int = Field(default=5, ge=1)
@@ -71,6 +73,10 @@ class Settings(BaseSettings):
     argon2_parallelism: int = Field(default=1, ge=1)
 
     cors_origins: str = ""
+    # /metrics shows business totals: with a token set, a scrape must send it as a bearer
+    # token (Prometheus: `authorization: {credentials_file: ...}`); in production /metrics
+    # is closed until one is set.
+    metrics_token: str | None = None
     log_level: str = "INFO"
     # json or text; unset: text in development, json everywhere else (app/ops/logging.py)
     log_format: Literal["json", "text"] | None = None

@@ -110,10 +110,12 @@ MATRIX: dict[tuple[str, str], tuple[Request, tuple[int, ...]]] = {
     ("GET", "/users/{user_id}"): (lambda c, w, h: c.get(f"/users/{w.ids['payer']}", headers=h),
                                   (*NO_TOKEN, 403, 200, 403, 200)),
     ("PUT", "/users/{user_id}"): (lambda c, w, h: c.put(
-        f"/users/{w.ids['payer']}", headers=h, json={"email": "p2@example.com"}),
+        f"/users/{w.ids['payer']}", headers=h, json={"email": "p2@example.com",
+                                                     "current_password": PASSWORD}),
         (*NO_TOKEN, 403, 200, 403, 200)),
     ("PATCH", "/users/{user_id}"): (lambda c, w, h: c.patch(
-        f"/users/{w.ids['payer']}", headers=h, json={"email": "p3@example.com"}),
+        f"/users/{w.ids['payer']}", headers=h, json={"email": "p3@example.com",
+                                                     "current_password": PASSWORD}),
         (*NO_TOKEN, 403, 200, 403, 200)),
     ("DELETE", "/users/{user_id}"): (lambda c, w, h: c.delete(
         f"/users/{w.ids['user']}", headers=h), (*NO_TOKEN, 403, 403, 403, 204)),

@@ -86,6 +86,36 @@ def test_bad_tokens_are_401(api: Api, alice: Account) -> None:
     assert_problem(api.client.get(url), 401)
 
 
+def test_token_times_outside_a_sane_window_are_401(api: Api, alice: Account) -> None:
+    """Signed with the real key, but: living longer than the configured lifetime, issued
+    in the future, not before some time, or times the platform cannot represent. Each is
+    401, never a 5xx (ASVS V3.5.3)."""
+    url, now = f"/users/{alice.id}", int(time.time())
+    bad = [
+        _token(alice.id, iat=now, exp=now + 10 * 365 * 24 * 3600),  # longer than allowed
+        _token(alice.id, iat=now + 3600, exp=now + 3700),  # issued in the future
+        _token(alice.id, nbf=now + 60),  # we never issue nbf
+        _token(alice.id, nbf=10**20),
+        _token(alice.id, exp=10**18),  # year ~3e10: not representable
+        _token(alice.id, exp=-(10**18)),
+        _token(alice.id, iat=10**18),
+        _token(alice.id, exp=float(now + 600)),
+        _token(alice.id, exp=str(now + 600)),
+        _token(alice.id, exp=True),
+    ]
+    for token in bad:
+        r = api.client.get(url, headers={"Authorization": f"Bearer {token}"})
+        assert_problem(r, 401, "not_authenticated")
+
+
+def test_exactly_one_authorization_header(api: Api, alice: Account) -> None:
+    url = f"/users/{alice.id}"
+    two = [("Authorization", f"Bearer {alice.token}"), ("Authorization", "Bearer x")]
+    assert_problem(api.client.get(url, headers=two), 401, "not_authenticated")
+    same_twice = [("Authorization", f"Bearer {alice.token}")] * 2
+    assert_problem(api.client.get(url, headers=same_twice), 401, "not_authenticated")
+
+
 def test_logout_revokes_the_token(api: Api, alice: Account) -> None:
     other_session = api.login("alice")
     assert api.client.post("/logout", headers=alice.headers).status_code == 204

@@ -499,7 +499,8 @@ def test_password_change_races_logins(api: Api, racer: str) -> None:
     old_token = user.headers
     logins = [("POST", "/login", {"content-type": "application/json"},
                {"username": user.username, "password": PASSWORD})] * 4
-    change = ("PATCH", f"/users/{user.id}", user.headers, {"password": "a-new-password-9"})
+    change = ("PATCH", f"/users/{user.id}", user.headers,
+              {"password": "a-new-password-9", "current_password": PASSWORD})
     out = burst(racer, interleave([change], logins))
     assert out[0].status_code == 200, out[0].text
     assert_only(out[1:], {(200, None), (401, "invalid_credentials")})
@@ -517,7 +518,8 @@ def test_signup_races_an_email_change(api: Api, racer: str) -> None:
         out = burst(racer, [
             ("POST", "/users", {}, {"username": f"u{uuid.uuid4().hex[:8]}", "email": email,
                                     "password": PASSWORD}),
-            ("PATCH", f"/users/{user.id}", user.headers, {"email": email.upper()})])
+            ("PATCH", f"/users/{user.id}", user.headers, {
+                "email": email.upper(), "current_password": PASSWORD})])
         assert_only(out, {(201, None), (200, None), (409, "email_taken")})
         assert sum(r.status_code < 300 for r in out) == 1, [r.text for r in out]
     assert api.db.scalar("SELECT count(DISTINCT lower(email)) = count(*) FROM users")

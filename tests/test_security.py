@@ -271,3 +271,68 @@ def test_old_cost_hashes_are_upgraded_at_login(api: Api) -> None:
     new = api.db.scalar("SELECT password_hash FROM users WHERE id = %s", (user_id,))
     assert new != old and "m=19456" in new
     api.login("legacy")
+
+
+def test_metrics_are_not_public_in_production(database_url: str, tmp_path) -> None:
+    """/metrics shows business totals (ASVS V14.3): closed in production until
+    METRICS_TOKEN is set, then only for a scrape that sends it; /health stays open."""
+    closed = Server(database_url, tmp_path / "closed.log", APP_ENV="production")
+    try:
+        assert_problem(httpx.get(closed.url + "/metrics"), 403, "forbidden")
+        assert httpx.get(closed.url + "/health").status_code == 200
+    finally:
+        closed.stop()
+    token = "m" * 40
+    guarded = Server(database_url, tmp_path / "guarded.log", APP_ENV="production",
+                     METRICS_TOKEN=token)
+    try:
+        url = guarded.url + "/metrics"
+        assert_problem(httpx.get(url), 401, "not_authenticated")
+        assert_problem(httpx.get(url, headers={"Authorization": "Bearer wrong"}), 401)
+        ok = httpx.get(url, headers={"Authorization": f"Bearer {token}"})
+        assert ok.status_code == 200 and "http_requests_total" in ok.text
+    finally:
+        guarded.stop()
+
+
+def test_oversized_request_headers_are_431(api: Api, alice: Account) -> None:
+    """A limit on headers as on bodies (ASVS V13.1): 16 KiB in all by default."""
+    url = f"/users/{alice.id}"
+    big = {**alice.headers, "X-Padding": "p" * (20 * 1024)}
+    r = api.client.get(url, headers=big)
+    assert_problem(r, 431, "request_headers_too_large")
+    assert r.headers["x-request-id"] and r.headers["x-content-type-options"] == "nosniff"
+    ok = api.client.get(url, headers={**alice.headers, "X-Padding": "p" * 8000})
+    assert ok.status_code == 200
+
+
+def test_every_answer_carries_the_headers_even_an_unexpected_500(database_url: str,
+                                                                 db) -> None:
+    """An error no handler catches is answered by the app's own middleware (ASVS V14.4):
+    problem+json with the request id and the security headers, and a traceback in the log.
+    404, 405 and /docs carry them too, and no page may be framed."""
+    from fastapi.testclient import TestClient
+
+    from app.config import Settings
+    from app.main import create_app
+
+    app = create_app(Settings(database_url=database_url, app_env="test", secret_key="k" * 40,
+                              webhook_secret="w" * 40, deliver_in_process=False))
+
+    async def boom() -> None:
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/boom", boom)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        for path, method, status in (("/boom", "GET", 500), ("/nowhere", "GET", 404),
+                                     ("/health", "POST", 405), ("/docs", "GET", 200)):
+            r = client.request(method, path, headers={"X-Request-ID": "req-42"})
+            assert r.status_code == status, (path, r.text)
+            assert r.headers["x-request-id"] == "req-42", path
+            assert r.headers["x-content-type-options"] == "nosniff", path
+            assert r.headers["x-frame-options"] == "DENY", path
+            assert "frame-ancestors 'none'" in r.headers["content-security-policy"], path
+        r = client.get("/boom")
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert r.json()["code"] == "internal_error"
+        assert r.headers["x-request-id"] in r.json()["detail"]

@@ -93,9 +93,13 @@ def test_user_access_rules(api: Api, admin: Account, alice: Account, bob: Accoun
 
 def test_users_update_self_and_admin(api: Api, admin: Account, alice: Account) -> None:
     url = f"/users/{alice.id}"
-    r = api.client.patch(url, headers=alice.headers, json={"email": "new@example.com"})
+    r = api.client.patch(url, headers=alice.headers, json={
+        "email": "new@example.com", "current_password": PASSWORD})
     assert r.status_code == 200 and r.json()["email"] == "new@example.com"
-    r = api.client.put(url, headers=alice.headers, json={"password": "another-pass-1"})
+    assert_problem(api.client.get(url, headers=alice.headers), 401)  # the old token ended
+    alice.token = r.json()["access_token"]  # the answer's new one replaces it
+    r = api.client.put(url, headers=alice.headers, json={
+        "password": "another-pass-1", "current_password": PASSWORD})
     assert r.status_code == 200
     # A new password ends every earlier session, the one that changed it included.
     assert_problem(api.client.get(url, headers=alice.headers), 401)
@@ -144,3 +148,45 @@ def test_concurrent_signups_for_one_name_make_one_account(api: Api, server) -> N
     codes = sorted(r.status_code for r in burst(server.url, requests))
     assert codes == [201] + [409] * 9, codes
     assert api.db.scalar("SELECT count(*) FROM users WHERE username = 'racer'") == 1
+
+
+def test_changing_ones_own_credentials_needs_the_current_password(
+        api: Api, admin: Account, alice: Account) -> None:
+    """ASVS V2.1.6: a stolen token alone cannot take the account over. Every other token
+    of the account is revoked, and the answer carries a new one for the caller."""
+    url = f"/users/{alice.id}"
+    other_session = {"Authorization": f"Bearer {api.login('alice')}"}
+    assert_problem(api.client.patch(url, headers=alice.headers, json={
+        "email": "a2@example.com"}), 422, "current_password_required")
+    assert_problem(api.client.patch(url, headers=alice.headers, json={
+        "password": "brand-new-pass-1", "current_password": "not-it-at-all"}), 403,
+        "wrong_current_password")
+    assert api.client.get(url, headers=other_session).status_code == 200  # nothing changed
+    r = api.client.patch(url, headers=alice.headers, json={
+        "email": "a2@example.com", "current_password": PASSWORD})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["other_tokens_revoked"] is True and body["token_type"] == "bearer"
+    assert_problem(api.client.get(url, headers=other_session), 401)
+    assert_problem(api.client.get(url, headers=alice.headers), 401)
+    fresh = {"Authorization": f"Bearer {body['access_token']}"}
+    assert api.client.get(url, headers=fresh).json()["email"] == "a2@example.com"
+    # A username is not a credential; an admin resetting someone else's needs nothing.
+    assert api.client.patch(url, headers=fresh, json={"username": "alice2"}).status_code \
+        == 200
+    r = api.client.patch(url, headers=admin.headers, json={"password": "reset-by-admin-9"})
+    assert r.status_code == 200 and "access_token" not in r.json()
+    assert_problem(api.client.get(url, headers=fresh), 401)  # reset: every token ends
+    # The admin's own email is a credential too.
+    assert_problem(api.client.patch(f"/users/{admin.id}", headers=admin.headers, json={
+        "email": "boss2@example.com"}), 422, "current_password_required")
+
+
+def test_wrong_current_passwords_count_towards_the_lockout(api: Api, alice: Account) -> None:
+    url = f"/users/{alice.id}"
+    codes = [api.client.patch(url, headers=alice.headers, json={
+        "password": "brand-new-pass-1", "current_password": f"guess-{n}-xxxx"}).status_code
+        for n in range(7)]
+    assert codes[:5] == [403] * 5 and codes[-1] == 429, codes
+    assert api.client.post("/login", data={"username": "alice", "password": PASSWORD}
+                           ).status_code == 429  # the same bucket as logins

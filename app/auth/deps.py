@@ -47,6 +47,8 @@ class Principal:
 async def _principal(request: Request, token: str | None) -> Principal:
     if not token:
         raise NotAuthenticated()
+    if len(request.headers.getlist("authorization")) > 1:  # which one would count? none
+        raise NotAuthenticated("send exactly one Authorization header")
     # The codec straight from app.state, not as a dependency: this runs on every request.
     user, claims = await service.authenticate(token=token, tokens=request.app.state.tokens)
     request.scope.setdefault("state", {})["user_id"] = str(user.id)  # for the access log

@@ -22,6 +22,7 @@ from app.http.problems import PROBLEM_JSON, problem_body
 from app.ops import metrics
 
 access_log = logging.getLogger("app.access")
+log = logging.getLogger("app")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -34,9 +35,11 @@ class BodyTooLarge(HTTPException):
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int,
+                 max_header_bytes: int = 16 * 1024) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.max_header_bytes = max_header_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -58,16 +61,20 @@ class RequestContextMiddleware:
         if method == "HEAD":  # every GET route answers HEAD (RFC 9110); routes know GET only
             scope = dict(scope, method="GET")
 
-        status_holder: dict[str, Any] = {"status": 500}
+        status_holder: dict[str, Any] = {"status": 500, "started": False}
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
+                status_holder["started"] = True
                 out = [(k, v) for k, v in message.get("headers", [])
                        if k.lower() not in (b"x-request-id", b"server")]
                 out.append((b"x-request-id", request_id.encode()))
                 out.append((b"x-content-type-options", b"nosniff"))
                 out.append((b"referrer-policy", b"no-referrer"))
+                # No page of ours may be framed (the HTML ones: /docs, /redoc).
+                out.append((b"x-frame-options", b"DENY"))
+                out.append((b"content-security-policy", b"frame-ancestors 'none'"))
                 if not any(k.lower() == b"cache-control" for k, _ in out):
                     out.append((b"cache-control", b"no-store"))
                 message = dict(message, headers=out)
@@ -79,12 +86,28 @@ class RequestContextMiddleware:
             declared = int(headers.get(b"content-length", b"0") or 0)
         except ValueError:
             declared = 0
+        header_bytes = sum(len(k) + len(v) for k, v in scope.get("headers") or [])
         try:
+            if header_bytes > self.max_header_bytes:
+                await self._refuse(send_wrapper, 431, "request_headers_too_large",
+                                   f"request headers total {header_bytes} bytes, more than "
+                                   f"the {self.max_header_bytes} accepted")
+                return
             if declared > self.max_body_bytes:
                 raise BodyTooLarge(self.max_body_bytes)
             await self.app(scope, self._limited(receive), send_wrapper)
         except BodyTooLarge:
-            await self._too_large(send_wrapper)
+            await self._refuse(send_wrapper, 413, "payload_too_large",
+                               f"request body is larger than {self.max_body_bytes} bytes")
+        except Exception:
+            # What no handler of the app caught would otherwise be answered by Starlette's
+            # outermost layer, outside this one: without the request id and the headers.
+            if status_holder["started"]:
+                raise
+            log.exception("unhandled error", extra={"request_id": request_id})
+            await self._refuse(send_wrapper, 500, "internal_error",
+                               "an unexpected error occurred; quote request id "
+                               f"{request_id} when reporting it")
         finally:
             elapsed = time.perf_counter() - started
             duration_ms = round(elapsed * 1000, 2)
@@ -118,12 +141,10 @@ class RequestContextMiddleware:
 
         return limited_receive
 
-    async def _too_large(self, send: Send) -> None:
-        body = json.dumps(problem_body(
-            413, "payload_too_large",
-            f"request body is larger than {self.max_body_bytes} bytes")).encode()
+    async def _refuse(self, send: Send, status: int, code: str, detail: str) -> None:
+        body = json.dumps(problem_body(status, code, detail)).encode()
         try:
-            await send({"type": "http.response.start", "status": 413, "headers": [
+            await send({"type": "http.response.start", "status": status, "headers": [
                 (b"content-type", PROBLEM_JSON.encode()),
                 (b"content-length", str(len(body)).encode()),
                 (b"connection", b"close"),

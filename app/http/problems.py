@@ -84,6 +84,7 @@ class Problem(BaseModel):
 
 # Every route may answer these; routes list their own codes on top.
 _ALWAYS: dict[int, list[str]] = {
+    431: ["request_headers_too_large"],
     500: ["internal_error"],
     503: ["database_unavailable", "database_busy"],
 }
@@ -128,6 +129,13 @@ EXAMPLES: dict[str, str] = {
                               "retry shortly",
     "event_id_reused": "event id evt_1N2b3C was already delivered with a different body",
     "payload_too_large": "request body is larger than 65536 bytes",
+    "request_headers_too_large": "request headers total 20480 bytes, more than the 16384 "
+                                 "accepted",
+    "invoice_void": "a void invoice cannot be changed",
+    "invoice_paid": "the invoice is paid in full: nothing is left to collect",
+    "amount_exceeds_credit": "the payer's credit is 20.00 INR; 30.00 cannot be applied",
+    "credit_balance_too_large": "the balance would be 10000000000000.00 INR, more than the "
+                                "largest amount this service keeps",
     "unsupported_media_type": "this route takes a body as application/json, not text/plain: "
                               "send Content-Type: application/json",
     "too_many_attempts": "too many failed logins for this account; try again in 300 seconds",

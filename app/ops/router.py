@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 
-from fastapi import Response
+from fastapi import Request, Response
 from pydantic import BaseModel
 
+from app.config import Settings
 from app.db.connection import db, reading_from_replica
-from app.errors import Unavailable
+from app.errors import Forbidden, NotAuthenticated, Unavailable
+from app.http.deps import AppSettings
 from app.http.problems import problems
 from app.http.responses import json_response
 from app.http.routing import make_router
@@ -29,13 +32,29 @@ async def health() -> Response:
     return json_response(Health(status="ok"))
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response,
+@router.get("/metrics", summary="Prometheus metrics (bearer METRICS_TOKEN when set)",
+            response_class=Response,
             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
-                             "description": "Prometheus text format"}})
-async def metrics_endpoint() -> Response:
-    """Prometheus text format: requests, latencies, transactions, provider events, pool."""
+                             "description": "Prometheus text format"},
+                       **problems({401: ["not_authenticated"], 403: ["forbidden"]})})
+async def metrics_endpoint(request: Request, settings: AppSettings) -> Response:
+    """Prometheus text format: requests, latencies, transactions, provider events, pool.
+    With `METRICS_TOKEN` set, only with `Authorization: Bearer <METRICS_TOKEN>`; in
+    production, closed until it is set."""
+    _check_scraper(request, settings)
     body, content_type = metrics.render()
     return Response(body, media_type=content_type)
+
+
+def _check_scraper(request: Request, settings: Settings) -> None:
+    if settings.metrics_token is None:
+        if settings.app_env == "production":
+            raise Forbidden("metrics are closed in production until METRICS_TOKEN is set")
+        return
+    sent = request.headers.getlist("authorization")
+    expected = f"Bearer {settings.metrics_token}".encode()
+    if len(sent) != 1 or not hmac.compare_digest(sent[0].encode(), expected):
+        raise NotAuthenticated("send 'Authorization: Bearer <METRICS_TOKEN>'")
 
 
 @router.get("/ready", response_model=Health, summary="Readiness: the database answers",

@@ -5,16 +5,18 @@ from typing import Any
 
 from fastapi import Response
 
+from app.auth import service as auth_service
 from app.auth.deps import (
     AdminUser,
     CurrentUser,
     Hasher,
     OptionalUser,
     Principal,
+    Tokens,
     ensure_admin_or_self,
 )
 from app.db.transaction import transaction
-from app.errors import Forbidden
+from app.errors import Forbidden, Invalid
 from app.http import idempotency
 from app.http.deps import AppSettings
 from app.http.params import Cursor, IdempotencyKey, Limit
@@ -23,7 +25,7 @@ from app.http.responses import json_response
 from app.http.routing import make_router
 from app.pagination import DEFAULT_LIMIT, Page
 from app.users import service
-from app.users.schemas import UserCreate, UserOut, UserUpdate
+from app.users.schemas import UserCreate, UserOut, UserUpdate, UserWithNewToken
 
 router = make_router(prefix="/users", tags=["users"])
 
@@ -62,13 +64,19 @@ async def get_user(user_id: uuid.UUID, actor: CurrentUser) -> Response:
     return json_response(await service.get_user(user_id=user_id))
 
 
-_UPDATE_ERRORS = problems(ADMIN, {404: ["user_not_found"],
+_UPDATE_ERRORS = problems(ADMIN, {403: ["forbidden", "wrong_current_password"],
+                                  404: ["user_not_found"],
                                   409: ["username_taken", "email_taken", "last_admin"],
-                                  422: ["validation_error"]}, body=True)
+                                  422: ["validation_error", "current_password_required"],
+                                  429: ["too_many_attempts"]}, body=True)
+
+
+class CurrentPasswordRequired(Invalid, code="current_password_required"): ...
 
 
 def _allowed_changes(actor: Principal, data: UserUpdate) -> dict[str, Any]:
-    changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    changes = data.model_dump(exclude_unset=True, exclude_none=True,
+                              exclude={"current_password"})
     if not actor.is_admin and ("role" in changes or "is_active" in changes):
         if changes.get("role", actor.user.role) != actor.user.role or \
                 changes.get("is_active", True) is not True:
@@ -78,19 +86,35 @@ def _allowed_changes(actor: Principal, data: UserUpdate) -> dict[str, Any]:
     return changes
 
 
-@router.put("/{user_id}", response_model=UserOut, summary="Change a user (admin or self)",
-            responses=_UPDATE_ERRORS)
-@router.patch("/{user_id}", response_model=UserOut, summary="Change a user (admin or self)",
-              responses=_UPDATE_ERRORS)
+@router.put("/{user_id}", response_model=UserOut | UserWithNewToken,
+            summary="Change a user (admin or self)", responses=_UPDATE_ERRORS)
+@router.patch("/{user_id}", response_model=UserOut | UserWithNewToken,
+              summary="Change a user (admin or self)", responses=_UPDATE_ERRORS)
 async def update_user(user_id: uuid.UUID, body: UserUpdate, actor: CurrentUser,
-                      hasher: Hasher) -> Response:
+                      hasher: Hasher, tokens: Tokens, settings: AppSettings) -> Response:
     """`PUT` and `PATCH` both change only the fields sent. Only an admin changes `role` or
-    `is_active`. A new password ends every token issued before it (log in again)."""
+    `is_active`. A new email or password ends every token issued before it. Changing one's
+    own email or password needs `current_password`; the answer then carries a new
+    `access_token` for the caller (every other token of the account is revoked)."""
     ensure_admin_or_self(actor, user_id)
     changes = _allowed_changes(actor, body)
+    own_credentials = actor.id == user_id and bool({"email", "password"} & changes.keys())
+    if own_credentials:
+        if body.current_password is None:
+            raise CurrentPasswordRequired(
+                "send current_password to change your own email or password",
+                field="current_password")
+        await auth_service.check_current_password(
+            user=actor.user, password=body.current_password, hasher=hasher,
+            policy=auth_service.ThrottlePolicy.from_settings(settings))
     if "password" in changes:  # hashed before the transaction: ~50 ms
         changes["password_hash"] = await hasher.hash(changes.pop("password"))
-    user = await transaction(lambda: service.update_user(user_id=user_id, changes=changes))
+    user, version = await transaction(
+        lambda: service.update_user(user_id=user_id, changes=changes))
+    if own_credentials and version != actor.claims.version:
+        token, lifetime = tokens.issue(user.id, version)
+        return json_response(UserWithNewToken(**user.model_dump(), access_token=token,
+                                              expires_in=lifetime))
     return json_response(user)
 
 

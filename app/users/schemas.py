@@ -50,6 +50,9 @@ class UserUpdate(StrictBody):
     password: Password | None = None
     role: Role | None = None
     is_active: bool | None = None
+    # Needed to change one's own email or password (an admin resetting someone else's
+    # does not send it).
+    current_password: str | None = Field(default=None, max_length=128)
 
 
 class UserOut(BaseModel):
@@ -60,3 +63,13 @@ class UserOut(BaseModel):
     is_active: bool
     created_at: Timestamp
     updated_at: Timestamp
+
+
+class UserWithNewToken(UserOut):
+    """One's own email or password changed: every other token of the account was revoked,
+    and this new one replaces the token that made the change."""
+
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth2 token type
+    expires_in: int
+    other_tokens_revoked: bool = True

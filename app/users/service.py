@@ -68,9 +68,9 @@ async def list_users(*, limit: int, cursor: str | None) -> Page[UserOut]:
     return page(rows, limit, user_out)
 
 
-async def update_user(*, user_id: uuid.UUID, changes: dict[str, Any]) -> UserOut:
+async def update_user(*, user_id: uuid.UUID, changes: dict[str, Any]) -> tuple[UserOut, int]:
     """Changes the caller may make (a new password as `password_hash`); the unique checks
-    and the admin rule are here."""
+    and the admin rule are here. The user, and its token version now."""
     changes = dict(changes)
     await _refuse_taken(changes.get("username"), changes.get("email"), except_id=user_id)
     if "role" in changes or "is_active" in changes:
@@ -82,8 +82,10 @@ async def update_user(*, user_id: uuid.UUID, changes: dict[str, Any]) -> UserOut
     if user.role == "admin" and user.is_active and demoted \
             and await queries.other_active_admins(user.id) == 0:
         raise LastAdmin("this is the last active admin; make another admin first")
-    if "password_hash" in changes or changes.get("is_active", user.is_active) != user.is_active:
-        # A new password, a deactivation or a reactivation: every earlier token stops.
+    new_email = "email" in changes and changes["email"] != user.email
+    if "password_hash" in changes or new_email or \
+            changes.get("is_active", user.is_active) != user.is_active:
+        # New credentials, a deactivation or a reactivation: every earlier token stops.
         changes["token_version"] = user.token_version + 1
     if changes:
         changes["updated_at"] = utcnow()
@@ -93,7 +95,7 @@ async def update_user(*, user_id: uuid.UUID, changes: dict[str, Any]) -> UserOut
             raise _taken(exc) from None
         for field, value in changes.items():
             setattr(user, field, value)
-    return user_out(user)
+    return user_out(user), user.token_version
 
 
 async def deactivate_user(*, user_id: uuid.UUID) -> None:
