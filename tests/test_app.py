@@ -51,7 +51,12 @@ def test_every_request_gives_its_connection_back(api: Api, admin: Account, alice
         c.get(f"/users/{uuid.uuid4()}", headers=h)
         c.get("/ready")
         c.patch(f"/invoices/{uuid.uuid4()}", headers=h, json={"description": "x"})
-    text = c.get("/metrics").text
+    # A leak stays; the in-process delivery worker's own short claims come and go.
+    for _ in range(40):
+        text = c.get("/metrics").text
+        if metric(text, "db_pool_connections_in_use") == 0:
+            break
+        time.sleep(0.05)
     assert metric(text, "db_pool_connections_open") >= 1
     assert metric(text, "db_pool_connections_in_use") == 0
 

@@ -22,7 +22,6 @@ from app.http.problems import PROBLEM_JSON, problem_body
 from app.ops import metrics
 
 access_log = logging.getLogger("app.access")
-log = logging.getLogger("app")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -102,12 +101,13 @@ class RequestContextMiddleware:
         except Exception:
             # What no handler of the app caught would otherwise be answered by Starlette's
             # outermost layer, outside this one: without the request id and the headers.
-            if status_holder["started"]:
-                raise
-            log.exception("unhandled error", extra={"request_id": request_id})
-            await self._refuse(send_wrapper, 500, "internal_error",
-                               "an unexpected error occurred; quote request id "
-                               f"{request_id} when reporting it")
+            # Answered here, then raised on: that layer logs it (app/http/handlers.py) and
+            # sends nothing more, and a TestClient raises it in the developer's test.
+            if not status_holder["started"]:
+                await self._refuse(send_wrapper, 500, "internal_error",
+                                   "an unexpected error occurred; quote request id "
+                                   f"{request_id} when reporting it")
+            raise
         finally:
             elapsed = time.perf_counter() - started
             duration_ms = round(elapsed * 1000, 2)
