@@ -236,12 +236,7 @@ async def void_invoice(*, invoice_id: uuid.UUID) -> InvoiceOut:
     if current.amount_recovered != format_minor(0, current.currency):
         raise MoneyHasMoved(f"{current.amount_recovered} {current.currency} has been paid "
                             "on this invoice; refund it instead of voiding it")
-    now = utcnow()
-    await queries.update(invoice_id, {"voided_at": now, "updated_at": now})
-    after = await get_invoice(invoice_id=invoice_id)
-    await events.record_invoice_event(type="invoice.voided", invoice=after,
-                                      previous={"status": current.status})
-    return after
+    return await _mark(current, "voided_at", "invoice.voided")
 
 
 async def mark_uncollectible(*, invoice_id: uuid.UUID) -> InvoiceOut:
@@ -253,13 +248,8 @@ async def mark_uncollectible(*, invoice_id: uuid.UUID) -> InvoiceOut:
         raise InvoicePaid("the invoice is paid in full: nothing is left to collect")
     if await queries.is_marked_uncollectible(invoice_id):
         return current
-    now = utcnow()
-    await queries.update(invoice_id, {"uncollectible_at": now, "updated_at": now})
-    after = await get_invoice(invoice_id=invoice_id)
-    # Also when a refund's status still shows first (partially_refunded): it is marked.
-    await events.record_invoice_event(type="invoice.uncollectible", invoice=after,
-                                      previous={"status": current.status})
-    return after
+    # Its event also when a refund's status still shows first (partially_refunded).
+    return await _mark(current, "uncollectible_at", "invoice.uncollectible")
 
 
 async def mark_collectible(*, invoice_id: uuid.UUID) -> InvoiceOut:
@@ -272,6 +262,16 @@ async def mark_collectible(*, invoice_id: uuid.UUID) -> InvoiceOut:
     await queries.update(invoice_id, {"uncollectible_at": None, "updated_at": utcnow()})
     after = await get_invoice(invoice_id=invoice_id)
     await _record_update(current, after)
+    return after
+
+
+async def _mark(current: InvoiceOut, column: str, event_type: str) -> InvoiceOut:
+    """Set a lifecycle mark (a time) on the locked invoice, and write its event."""
+    now = utcnow()
+    await queries.update(current.id, {column: now, "updated_at": now})
+    after = await get_invoice(invoice_id=current.id)
+    await events.record_invoice_event(type=event_type, invoice=after,
+                                      previous={"status": current.status})
     return after
 
 
