@@ -45,7 +45,22 @@ CREDIT_RETURN = f"""returned AS (
 # under READ COMMITTED), with its events and their deliveries (app/events/queries.py) in
 # the same statement. `amount` is an exact decimal; the minor units come from the
 # currency joined to the row version being updated.
-RECORD_TRANSACTION = Statement(f"""
+# An admin's refund returns to credit what of it came from credit (docs/API.md); SET sees
+# the locked row as it was, and RETURNING shows the new values, hence the column. (The
+# provider's refunds went back by card: none returns to credit.)
+_RETURN_TO_CREDIT = """last_credit_return = LEAST(to_minor_units(:amount, c.exponent),
+            i.amount_paid_from_credit - i.amount_returned_to_credit),
+        amount_returned_to_credit = i.amount_returned_to_credit + LEAST(
+            to_minor_units(:amount, c.exponent),
+            i.amount_paid_from_credit - i.amount_returned_to_credit),"""
+_CREDIT_GRANTED = """, (3, 'credit.granted', (SELECT jsonb_build_object('credit', to_jsonb(ce)
+            || jsonb_build_object('balance', (SELECT balance FROM returned)))
+            FROM credit_entry ce))"""
+
+
+def _record_statement(*, returns_credit: bool) -> Statement:
+    credit = CREDIT_RETURN + ", " if returns_credit else ""
+    return Statement(f"""
 WITH moved AS (
     UPDATE invoices i SET
         amount_recovered = i.amount_recovered + CASE WHEN :kind = 'payment'
@@ -56,16 +71,7 @@ WITH moved AS (
         amount_paid_from_credit = i.amount_paid_from_credit + CASE
             WHEN :kind = 'payment' AND :source = 'credit'
             THEN to_minor_units(:amount, c.exponent) ELSE 0 END,
-        -- An admin's refund returns to credit what of it came from credit (docs/API.md); SET
-        -- sees the locked row as it was, and RETURNING shows the new values, hence the
-        -- column. The provider's refunds went back by card: none returns to credit.
-        last_credit_return = CASE WHEN :kind = 'refund' AND :source = 'api' THEN LEAST(
-            to_minor_units(:amount, c.exponent),
-            i.amount_paid_from_credit - i.amount_returned_to_credit) ELSE 0 END,
-        amount_returned_to_credit = i.amount_returned_to_credit + CASE
-            WHEN :kind = 'refund' AND :source = 'api'
-            THEN LEAST(to_minor_units(:amount, c.exponent),
-                       i.amount_paid_from_credit - i.amount_returned_to_credit) ELSE 0 END,
+        {_RETURN_TO_CREDIT if returns_credit else "last_credit_return = 0,"}
         updated_at = :created_at
     FROM currencies c
     WHERE i.id = :invoice_id AND c.code = i.currency AND i.voided_at IS NULL
@@ -83,7 +89,7 @@ WITH moved AS (
            :payment_mode, :payment_date, :reference, :source, :event_id, :created_at
     FROM moved
     RETURNING *
-), {CREDIT_RETURN}, new_events AS (
+), {credit}new_events AS (
     -- the movement's event, invoice.completed if this payment completed the invoice, and
     -- credit.granted if this refund returned credit
     INSERT INTO events (id, type, invoice_id, created_at, data)
@@ -92,10 +98,8 @@ WITH moved AS (
         (1, CASE WHEN :kind = 'payment' THEN 'payment.succeeded' ELSE 'refund.succeeded' END,
          jsonb_build_object('transaction', to_jsonb(recorded))),
         (2, 'invoice.completed', CASE WHEN :kind = 'payment' AND moved.status = 'completed'
-         THEN jsonb_build_object('invoice', {INVOICE_SNAPSHOT}) END),
-        (3, 'credit.granted', (SELECT jsonb_build_object('credit', to_jsonb(ce)
-            || jsonb_build_object('balance', (SELECT balance FROM returned)))
-            FROM credit_entry ce))
+         THEN jsonb_build_object('invoice', {INVOICE_SNAPSHOT}) END)
+        {_CREDIT_GRANTED if returns_credit else ""}
     ) AS e (n, type, data)
     WHERE e.data IS NOT NULL
     ORDER BY e.n
@@ -104,6 +108,14 @@ WITH moved AS (
 SELECT amount, currency, (SELECT last_credit_return FROM moved) AS returned_to_credit
 FROM recorded
 """)
+
+
+# Payments (API, provider, credit) and the provider's refunds; and an admin's refunds,
+# which also return to credit what came from it (the one place the credit CTEs run, so
+# the hot path of a payment does not carry them).
+RECORD_TRANSACTION = _record_statement(returns_credit=False)
+RECORD_REFUND_TO_CREDIT = _record_statement(returns_credit=True)
+
 
 # A payment attempt the provider reports as failed: marked on the invoice, recorded, no
 # money moves. Its amount, if given, must fit the invoice's currency.

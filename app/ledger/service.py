@@ -92,7 +92,9 @@ async def record_transaction(*, new: NewTransaction) -> TransactionOut:
         # More decimals than any currency has: no statement can accept it (and PostgreSQL's
         # numeric need not be asked to hold an absurd exponent).
         if has_at_most_decimals(new.amount, MAX_EXPONENT):
-            moved = await queries.run(queries.RECORD_TRANSACTION, row)
+            moved = await queries.run(
+                queries.RECORD_REFUND_TO_CREDIT if new.kind == "refund" and new.source == "api"
+                else queries.RECORD_TRANSACTION, row)
             if moved is not None:
                 row.update(amount=moved["amount"], currency=moved["currency"])
                 metrics.record_transaction(new.kind, row["currency"], new.source,
