@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 
 import httpx
@@ -43,6 +44,21 @@ def start_deliverer(database_url: str, log, **extra: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "app", "deliver"], cwd=ROOT,
                             env=app_env(database_url, **{**ENV, **extra}), stdout=log,
                             stderr=subprocess.STDOUT)
+
+
+@contextmanager
+def delivering(database_url: str, tmp_path, count: int = 1,
+               **extra: str) -> Iterator[list[subprocess.Popen]]:
+    """`count` deliver processes with these settings, stopped (and their log closed) after."""
+    log = open(tmp_path / "deliver.log", "wb")
+    processes = [start_deliverer(database_url, log, **extra) for _ in range(count)]
+    try:
+        yield processes
+    finally:
+        for p in processes:
+            p.terminate()
+            p.wait(15)
+        log.close()
 
 
 def drop_connections(database_url: str) -> int:
@@ -177,24 +193,20 @@ def test_an_address_that_became_private_is_refused_at_send_time(own: Api, tmp_pa
     api = own
     admin, alice, bob = api.user("admin"), api.user(), api.user()
     receiver = Receiver()
-    log = open(tmp_path / "deliver.log", "wb")
-    deliverer = start_deliverer(api.database_url, log, WEBHOOK_ALLOW_PRIVATE_URLS="false")
     try:
-        r = api.client.post("/webhook-endpoints", headers=admin.headers,
-                            json={"url": receiver.url, "event_types": ["invoice.created"]})
-        assert r.status_code == 201, r.text
-        api.invoice(admin, alice, bob, amount="1")
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not api.db.scalar(
-                "SELECT count(*) FROM delivery_attempts"):
-            time.sleep(0.1)
-        error = api.db.scalar("SELECT error FROM delivery_attempts")
-        assert error and "127.0.0.1 is a loopback or private address" in error, error
-        assert receiver.received == []
+        with delivering(api.database_url, tmp_path, WEBHOOK_ALLOW_PRIVATE_URLS="false"):
+            r = api.client.post("/webhook-endpoints", headers=admin.headers,
+                                json={"url": receiver.url, "event_types": ["invoice.created"]})
+            assert r.status_code == 201, r.text
+            api.invoice(admin, alice, bob, amount="1")
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not api.db.scalar(
+                    "SELECT count(*) FROM delivery_attempts"):
+                time.sleep(0.1)
+            error = api.db.scalar("SELECT error FROM delivery_attempts")
+            assert error and "127.0.0.1 is a loopback or private address" in error, error
+            assert receiver.received == []
     finally:
-        deliverer.terminate()
-        deliverer.wait(15)
-        log.close()
         receiver.close()
 
 
@@ -207,29 +219,25 @@ def test_deliveries_behind_a_head_waiting_for_its_retry_are_held_to_its_time(
     admin, alice, bob = api.user("admin"), api.user(), api.user()
     receiver = Receiver()
     receiver.fail_always = True
-    log = open(tmp_path / "deliver.log", "wb")
-    deliverer = start_deliverer(api.database_url, log, DELIVERY_RETRY_DELAYS="30,30")
     try:
-        r = api.client.post("/webhook-endpoints", headers=admin.headers,
-                            json={"url": receiver.url, "event_types": ["*"]})
-        assert r.status_code == 201, r.text
-        inv = api.invoice(admin, alice, bob, amount="10")
-        for _ in range(3):
-            assert api.pay(admin, inv["id"], "1").status_code == 201
-        query = ("SELECT d.next_attempt_at FROM deliveries d JOIN events e "
-                 "ON e.seq = d.event_seq WHERE d.status = 'pending' ORDER BY e.seq")
-        deadline = time.monotonic() + 15
-        times = api.db.rows(query)
-        while time.monotonic() < deadline and len({t["next_attempt_at"] for t in times}) > 1:
-            time.sleep(0.2)
+        with delivering(api.database_url, tmp_path, DELIVERY_RETRY_DELAYS="30,30"):
+            r = api.client.post("/webhook-endpoints", headers=admin.headers,
+                                json={"url": receiver.url, "event_types": ["*"]})
+            assert r.status_code == 201, r.text
+            inv = api.invoice(admin, alice, bob, amount="10")
+            for _ in range(3):
+                assert api.pay(admin, inv["id"], "1").status_code == 201
+            query = ("SELECT d.next_attempt_at FROM deliveries d JOIN events e "
+                     "ON e.seq = d.event_seq WHERE d.status = 'pending' ORDER BY e.seq")
+            deadline = time.monotonic() + 15
             times = api.db.rows(query)
-        assert len(times) == 4 and len({t["next_attempt_at"] for t in times}) == 1, times
-        assert len(receiver.received) == 1
-        assert receiver.received[0].json()["type"] == "invoice.created"
+            while time.monotonic() < deadline and len({t["next_attempt_at"] for t in times}) > 1:
+                time.sleep(0.2)
+                times = api.db.rows(query)
+            assert len(times) == 4 and len({t["next_attempt_at"] for t in times}) == 1, times
+            assert len(receiver.received) == 1
+            assert receiver.received[0].json()["type"] == "invoice.created"
     finally:
-        deliverer.terminate()
-        deliverer.wait(15)
-        log.close()
         receiver.close()
 
 
@@ -247,22 +255,14 @@ def test_invoice_overdue_is_written_once_across_two_delivery_processes(
     void = api.invoice(admin, alice, bob, amount="10", due_date=tomorrow)["id"]
     assert api.client.post(f"/invoices/{void}/void", headers=admin.headers).status_code == 200
     undated = api.invoice(admin, alice, bob, amount="10")["id"]
-    log = open(tmp_path / "deliver.log", "wb")
-    deliverers = [start_deliverer(api.database_url, log, CLOCK_SHIFT_DAYS="2")
-                  for _ in range(2)]
     query = ("SELECT invoice_id::text AS id, count(*) AS n FROM events "
              "WHERE type = 'invoice.overdue' GROUP BY invoice_id")
-    try:
+    with delivering(api.database_url, tmp_path, 2, CLOCK_SHIFT_DAYS="2") as deliverers:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and len(api.db.rows(query)) < len(due):
             time.sleep(0.2)
         time.sleep(6)  # a second housekeeping round of both processes
         assert all(p.poll() is None for p in deliverers), "a deliverer had died"
-    finally:
-        for p in deliverers:
-            p.terminate()
-            p.wait(15)
-        log.close()
     counts = {r["id"]: r["n"] for r in api.db.rows(query)}
     assert counts == dict.fromkeys(due, 1), counts  # not paid, void or undated ones
     assert paid not in counts and void not in counts and undated not in counts
