@@ -86,10 +86,12 @@ def render_pgbench(script: str, workdir: Path) -> Path:
     app/http/replay.py) is that statement with each parameter replaced by the expression
     the block's line `name = <expression>` gives it."""
     from app.http import replay
-    from app.invoices.queries import SELECT_INVOICE
+    from app.invoices.queries import ONE_FOR_CALLER, SELECT_INVOICE
     from app.ledger import queries as ledger
 
     statements = {"RECORD_TRANSACTION": ledger.RECORD_TRANSACTION,
+                  "RECORD_PAYMENT_CHECKING_CALLER": ledger.RECORD_PAYMENT_CHECKING_CALLER,
+                  "ONE_FOR_CALLER": ONE_FOR_CALLER,
                   "REPLAY_CLAIM": replay.CLAIM, "REPLAY_STORE": replay.STORE}
     text = (BENCH / "pgbench" / script).read_text()
     text = text.replace("{{SELECT_INVOICE}}", SELECT_INVOICE.strip())
@@ -113,6 +115,16 @@ def render_pgbench(script: str, workdir: Path) -> Path:
 
 
 # -- tools -------------------------------------------------------------------------------
+
+def token_vars(token: str) -> dict[str, str]:
+    """The claims of the app's access token that the CALLER check takes, as pgbench vars."""
+    import base64
+
+    payload = token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return {"caller_id": claims["sub"], "caller_version": str(claims.get("ver", 0)),
+            "caller_jti": claims["jti"]}
+
 
 def find_pgbench() -> str:
     candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pgbench"),
@@ -181,7 +193,7 @@ class AppServer:
     """The app as production runs it: uvicorn, 2 workers, no reload, no access log."""
 
     def __init__(self, env: dict[str, str], log_path: Path, workers: int = 2,
-                 launcher: str = "uvicorn") -> None:
+                 launcher: str = "uvicorn", factory: str = "app.main:create_app") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workers = workers
@@ -190,10 +202,9 @@ class AppServer:
         self._log = open(log_path, "wb")  # closed in stop()
         where = ["--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)]
         if launcher == "serve":
-            args = where
+            args = where if factory == "app.main:create_app" else [factory, *where]
         else:
-            args = ["app.main:create_app", "--factory", *where, "--no-server-header",
-                    "--no-access-log"]
+            args = [factory, "--factory", *where, "--no-server-header", "--no-access-log"]
         self.proc = subprocess.Popen([*LAUNCHERS[launcher], *args], cwd=ROOT, env=env,
                                      stdout=self._log, stderr=subprocess.STDOUT)
 

@@ -81,18 +81,24 @@ def _webhook_args(run: Run, tag: str, seconds: int) -> list[str]:
 
 
 SPREAD_VARS = {"n_invoices": str(seed.SPREAD)}
+# The floor every other scenario is divided by: bench/hello.py, served the same way.
+HELLO = Scenario("hello", "FastAPI hello-world (the floor)", "list.lua", "",
+                 lambda r, t, s: ["/"], lambda r, t: {})
 SCENARIOS = [
+    Scenario("health", "GET /health", "list.lua", "", lambda r, t, s: ["/health"],
+             lambda r, t: {}),
     Scenario("get_invoice", "GET /invoices/{id}", "get_invoice.lua", "get_invoice.sql",
-             lambda r, t, s: [str(seed.SPREAD)], lambda r, t: SPREAD_VARS),
+             lambda r, t, s: [str(seed.SPREAD)], lambda r, t: {**SPREAD_VARS, **r.caller}),
     Scenario("pay_hot", "payment, one hot invoice", "pay.lua", "pay_hot.sql",
              lambda r, t, s: [str(seed.HOT), str(seed.HOT), seed.PAYMENT, t],
-             lambda r, t: {"ref": t}, pays="201"),
+             lambda r, t: {"ref": t, **r.caller}, pays="201"),
     Scenario("pay_spread", f"payment, {seed.SPREAD:,} invoices", "pay.lua", "pay_spread.sql",
              lambda r, t, s: ["1", str(seed.SPREAD), seed.PAYMENT, t],
-             lambda r, t: {"ref": t, **SPREAD_VARS}, pays="201"),
+             lambda r, t: {"ref": t, **SPREAD_VARS, **r.caller}, pays="201"),
     Scenario("webhook", "webhook payment success", "webhook.lua", "webhook.sql",
              _webhook_args, lambda r, t: {"ref": t, **SPREAD_VARS}, pays="fresh"),
 ]
+BY_KEY = {scn.key: scn for scn in SCENARIOS}
 
 
 # pay_spread again, with one endpoint subscribed to every event: each payment's events are
@@ -101,7 +107,7 @@ SCENARIOS = [
 # Compared with pay_spread (no endpoint) in the same run, not with pgbench: pgbench would
 # queue deliveries the app then has to send while the next point runs.
 EVENTS = Scenario("pay_events", f"payment, {seed.SPREAD:,} invoices, 1 endpoint", "pay.lua",
-                  "", SCENARIOS[2].wrk_args, SCENARIOS[2].pg_vars, pays="201")
+                  "", BY_KEY["pay_spread"].wrk_args, BY_KEY["pay_spread"].pg_vars, pays="201")
 
 
 def list_scenarios(size: str) -> list[Scenario]:
@@ -121,12 +127,25 @@ class Run:
     def __init__(self, cfg: Config, app: AppServer, token: str, db_url: str, workdir: Path,
                  webhook_secret: str) -> None:
         self.cfg, self.app, self.token, self.db_url = cfg, app, token, db_url
+        self.caller = harness.token_vars(token)  # for the statements that check it
         self.workdir, self.webhook_secret = workdir, webhook_secret
         self.wrk_path, self.pgbench_path = harness.find_wrk(), harness.find_pgbench()
         self.points: list[report.Point] = []
         self.accepted: dict[str, int] = {}  # reference tag -> payments counted as accepted
         self.cursor: seed.Cursor | None = None
         self.queue_age_s: float | None = None  # the events scenario's oldest pending delivery
+        self.floor: dict[int, float] = {}  # conns -> the hello-world's req/s
+
+    def measure_floor(self, hello: AppServer) -> None:
+        """HELLO on its own server (the app's is idle meanwhile)."""
+        app, self.app = self.app, hello
+        try:
+            self.scenario(HELLO)
+        finally:
+            self.app = app
+        self.floor = {p.conns: p.rps for p in self.points if p.key == HELLO.key}
+        for p in self.points:
+            p.floor_rps = self.floor.get(p.conns, 0.0)
 
     def wrk(self, scn: Scenario, conns: int, seconds: int, tag: str) -> harness.WrkResult:
         res = harness.run_wrk(self.wrk_path, scn.lua, self.app.url, conns, seconds,
@@ -155,7 +174,7 @@ class Run:
             self.accepted["pgbench:" + tag] = pg.transactions
         point = report.Point(scn.key, scn.label, conns, res.rps, res.p50_ms, res.p99_ms,
                              res.unexpected((409,) if scn.pays else ()), res.count(409),
-                             pg.tps, pg.failed, split)
+                             pg.tps, pg.failed, split, floor_rps=self.floor.get(conns, 0.0))
         if not pg.tps and scn.pgbench:
             point.notes.append("pgbench did not run: " + pg.output.strip().splitlines()[-1])
         if res.wrapped or res.dup:
@@ -164,7 +183,8 @@ class Run:
         if odd or res.socket_errors:
             point.notes.append(f"non-2xx {odd}, socket errors {res.socket_errors}")
         self.points.append(point)
-        print(f"  {scn.label:<42} c={conns:<3} {split:>5} {point.rps:6,.0f} req/s  "
+        print(f"  {scn.label:<42} c={conns:<3} {split:>5} {point.rps:6,.0f} req/s "
+              f"({point.floor_ratio:.2f} of hello) "
               f"p50 {point.p50_ms:6.1f}  p99 {point.p99_ms:7.1f} ms  err {point.errors}  | "
               f"pgbench {pg.tps:8,.0f} tps  ({point.ratio:.0%}) {'; '.join(point.notes)}",
               flush=True)
@@ -355,7 +375,7 @@ def replica_main(cfg: Config, argv: list[str] | None) -> int:
                 app.wait_ready()
                 run = Run(cfg, app, app.login(ADMIN[0], password), read_url or db_url,
                           workdir, app_secrets["WEBHOOK_SECRET"])
-                for scn in (SCENARIOS[0], list_scenarios("10k")[0]):
+                for scn in (BY_KEY["get_invoice"], list_scenarios("10k")[0]):
                     run.scenario(Scenario(f"{scn.key}@{where}", f"{scn.label}, from the "
                                           f"{where}", scn.lua, scn.pgbench, scn.wrk_args,
                                           scn.pg_vars))
@@ -409,7 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(workdir, ignore_errors=True)  # the last run's files only
     workdir.mkdir(parents=True)
     for scn in SCENARIOS:  # fail early on a broken template, before seeding anything
-        harness.render_pgbench(scn.pgbench, workdir)
+        if scn.pgbench:
+            harness.render_pgbench(scn.pgbench, workdir)
 
     server = harness.server_url()
     db_url = harness.recreate_database(server, DB_NAME)
@@ -438,6 +459,13 @@ def main(argv: list[str] | None = None) -> int:
               f"{cfg.seconds} s per point", flush=True)
         notes.append(run.keepalive_probe())
         print(notes[-1], flush=True)
+        hello = AppServer(env, workdir / "hello.log", launcher=args.launcher,
+                          factory="bench.hello:create_app")
+        try:
+            hello.wait_ready()
+            run.measure_floor(hello)
+        finally:
+            hello.stop()
         for scn in SCENARIOS:
             if wanted(scn.key):
                 run.scenario(scn)
@@ -460,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
             prof = ROOT / "bench" / "results" / f"profile-{date.today()}.txt"
             prof.unlink(missing_ok=True)
             try:
-                run.profile([SCENARIOS[0], SCENARIOS[2], SCENARIOS[3],
+                run.profile([BY_KEY["get_invoice"], BY_KEY["pay_spread"], BY_KEY["webhook"],
                              list_scenarios(cfg.big_label)[0]], prof)
             except (BenchError, OSError, subprocess.SubprocessError) as exc:
                 print(f"WARNING: profiling failed, results kept: {exc}")

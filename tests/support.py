@@ -236,8 +236,17 @@ class Database:
             return cur.fetchone()[0]
 
     def reset(self) -> None:
-        with self.conn.cursor() as cur:
-            cur.execute("TRUNCATE " + ", ".join(TABLES) + " CASCADE")
+        # A server's background work (deliveries, overdue housekeeping) may hold a lock the
+        # TRUNCATE needs in another order; PostgreSQL then cancels one side: try again.
+        for attempt in range(5):
+            try:
+                with self.conn.cursor() as cur:
+                    cur.execute("TRUNCATE " + ", ".join(TABLES) + " CASCADE")
+                return
+            except psycopg2.errors.DeadlockDetected:
+                if attempt == 4:
+                    raise
+                time.sleep(0.1)
 
 
 # -- the API as a client sees it -------------------------------------------------------------

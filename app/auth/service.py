@@ -34,15 +34,38 @@ class ThrottlePolicy:
                    timedelta(seconds=settings.login_lockout_seconds))
 
 
-async def authenticate(*, token: str, tokens: TokenCodec) -> tuple[User, TokenClaims]:
+UNREADABLE = "the access token is invalid or has expired; log in again"
+NO_LONGER_VALID = "the access token is no longer valid; log in again"
+
+
+def read_token(*, token: str, tokens: TokenCodec) -> TokenClaims:
+    """The token's claims if we signed it and it is current; its account is not checked
+    here (authenticate(), or the CALLER check in a route's own statement)."""
     claims = tokens.read(token)
     if claims is None:
-        raise NotAuthenticated("the access token is invalid or has expired; log in again")
+        raise NotAuthenticated(UNREADABLE)
+    return claims
+
+
+async def authenticate(*, claims: TokenClaims) -> User:
+    """The account behind the claims, while it is active, at the token's version, and the
+    token not revoked."""
     row = await queries.user_with_revocation(claims.user_id, claims.jti)
     if row is None or row["revoked"] or not row["is_active"] \
             or row["token_version"] != claims.version:
-        raise NotAuthenticated("the access token is no longer valid; log in again")
-    return queries.user_from(row), claims
+        raise NotAuthenticated(NO_LONGER_VALID)
+    return queries.user_from(row)
+
+
+ADMIN_NEEDED = "this needs an admin account"
+
+
+async def authenticate_admin(*, claims: TokenClaims) -> User:
+    """authenticate(), and 403 unless the account is an admin's."""
+    user = await authenticate(claims=claims)
+    if user.role != "admin":
+        raise Forbidden(ADMIN_NEEDED)
+    return user
 
 
 async def login(*, username: str, password: str, hasher: PasswordHasher, tokens: TokenCodec,

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -24,6 +24,14 @@ from app.ops import metrics
 access_log = logging.getLogger("app.access")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Added to every response. No page of ours may be framed (the HTML ones: /docs, /redoc).
+_SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+]
+_REPLACED = (b"x-request-id", b"server")
 
 
 class BodyTooLarge(HTTPException):
@@ -46,9 +54,19 @@ class RequestContextMiddleware:
             return
 
         started = time.perf_counter()
-        headers = dict(scope.get("headers") or [])
-        sent_id = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = sent_id if _REQUEST_ID.match(sent_id) else uuid.uuid4().hex
+        # One pass over the headers (this runs on every request: docs/PERFORMANCE.md).
+        sent_id = b""
+        declared_header = b"0"
+        header_bytes = 0
+        for key, value in scope.get("headers") or ():
+            header_bytes += len(key) + len(value)
+            if key == b"x-request-id":
+                sent_id = value
+            elif key == b"content-length":
+                declared_header = value
+        request_id = sent_id.decode("latin-1")
+        if not _REQUEST_ID.match(request_id):
+            request_id = os.urandom(16).hex()
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
 
@@ -61,20 +79,20 @@ class RequestContextMiddleware:
             scope = dict(scope, method="GET")
 
         status_holder: dict[str, Any] = {"status": 500, "started": False}
+        fixed_headers = [(b"x-request-id", request_id.encode()), *_SECURITY_HEADERS]
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
                 status_holder["started"] = True
-                out = [(k, v) for k, v in message.get("headers", [])
-                       if k.lower() not in (b"x-request-id", b"server")]
-                out.append((b"x-request-id", request_id.encode()))
-                out.append((b"x-content-type-options", b"nosniff"))
-                out.append((b"referrer-policy", b"no-referrer"))
-                # No page of ours may be framed (the HTML ones: /docs, /redoc).
-                out.append((b"x-frame-options", b"DENY"))
-                out.append((b"content-security-policy", b"frame-ancestors 'none'"))
-                if not any(k.lower() == b"cache-control" for k, _ in out):
+                out = list(fixed_headers)
+                cached = False
+                for key, value in message.get("headers") or ():
+                    key = key.lower()
+                    if key not in _REPLACED:
+                        out.append((key, value))
+                        cached = cached or key == b"cache-control"
+                if not cached:
                     out.append((b"cache-control", b"no-store"))
                 message = dict(message, headers=out)
             elif method == "HEAD" and message["type"] == "http.response.body":
@@ -82,10 +100,9 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            declared = int(headers.get(b"content-length", b"0") or 0)
+            declared = int(declared_header or 0)
         except ValueError:
             declared = 0
-        header_bytes = sum(len(k) + len(v) for k, v in scope.get("headers") or [])
         try:
             if header_bytes > self.max_header_bytes:
                 await self._refuse(send_wrapper, 431, "request_headers_too_large",
@@ -114,18 +131,18 @@ class RequestContextMiddleware:
             route = scope.get("route")
             route_path = getattr(route, "path", None) or "unmatched"
             metrics.record_request(method, route_path, status_holder["status"], elapsed)
-            access_log.info(
-                "%s %s %s %.1f ms", method, scope["path"], status_holder["status"], duration_ms,
-                extra={
-                    "request_id": request_id,
-                    "method": method,
-                    "path": scope["path"],
-                    "route": route_path,
-                    "status": status_holder["status"],
-                    "duration_ms": duration_ms,
-                    "user_id": state.get("user_id"),
-                },
-            )
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info(
+                    "%s %s %s %.1f ms", method, scope["path"], status_holder["status"],
+                    duration_ms, extra={
+                        "request_id": request_id,
+                        "method": method,
+                        "path": scope["path"],
+                        "route": route_path,
+                        "status": status_holder["status"],
+                        "duration_ms": duration_ms,
+                        "user_id": state.get("user_id"),
+                    })
 
     def _limited(self, receive: Receive) -> Receive:
         received = 0

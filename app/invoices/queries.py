@@ -8,6 +8,8 @@ from typing import Any
 
 from peewee import SQL, fn
 
+from app.auth.queries import CALLER, caller_params
+from app.auth.tokens import TokenClaims
 from app.db.connection import db
 from app.db.models import Invoice, InvoiceTransaction, User
 from app.db.sql import Statement, newest_first
@@ -24,6 +26,14 @@ JOIN users p ON p.id = i.payer_id
 JOIN users r ON r.id = i.receiver_id
 """
 _ONE = Statement(SELECT_INVOICE + " WHERE i.id = :id")
+# The same read with the caller's token check (app/auth/queries.py) in one round trip: no
+# row if the token no longer counts; the invoice's columns are NULL if there is no such
+# invoice.
+ONE_FOR_CALLER = Statement(f"""
+WITH {CALLER}
+SELECT caller.id AS caller_id, caller.role AS caller_role, invoice.*
+FROM caller LEFT JOIN LATERAL ({SELECT_INVOICE} WHERE i.id = :id) invoice ON true
+""")
 
 # List filters (app/db/sql.newest_first), each taking today's date: overdue means due
 # before today, something still due, not void.
@@ -34,6 +44,11 @@ NOT_OVERDUE = ("NOT COALESCE(i.voided_at IS NULL AND i.amount_recovered < i.amou
 
 async def one(invoice_id: uuid.UUID) -> Any | None:
     return (await db.aexecute_sql(_ONE.text, _ONE.params(id=invoice_id))).fetchone()
+
+
+async def one_for_caller(invoice_id: uuid.UUID, claims: TokenClaims) -> Any | None:
+    return (await db.aexecute_sql(ONE_FOR_CALLER.text, ONE_FOR_CALLER.params(
+        caller_params(claims), id=invoice_id))).fetchone()
 
 
 async def page(limit: int, after: tuple[datetime, uuid.UUID] | None,

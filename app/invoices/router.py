@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import Query, Response
 
-from app.auth.deps import AdminUser, CurrentUser, ensure_can_see_invoice
+from app.auth.deps import AdminUser, Caller, ensure_can_see_invoice
 from app.db.transaction import transaction
 from app.http import idempotency
 from app.http.deps import AppSettings
@@ -60,9 +60,10 @@ async def list_invoices(
 @router.get("/{invoice_id}", response_model=InvoiceOut,
             summary="One invoice (admin, its payer or its receiver)",
             responses=problems(ADMIN, {404: ["invoice_not_found"], 422: ["validation_error"]}))
-async def get_invoice(invoice_id: uuid.UUID, viewer: CurrentUser) -> Response:
+async def get_invoice(invoice_id: uuid.UUID, claims: Caller) -> Response:
     """An admin, the payer or the receiver may read it."""
-    invoice = await service.get_invoice(invoice_id=invoice_id)
+    invoice, viewer = await service.get_invoice_for_caller(invoice_id=invoice_id,
+                                                            claims=claims)
     ensure_can_see_invoice(viewer, invoice.payer_id, invoice.receiver_id)
     return json_response(invoice)
 

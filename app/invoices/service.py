@@ -8,8 +8,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from app import clock
+from app.auth.service import NO_LONGER_VALID
+from app.auth.tokens import TokenClaims
 from app.db.models import utcnow
-from app.errors import Conflict, Invalid, NotFound
+from app.errors import Conflict, Invalid, NotAuthenticated, NotFound
 from app.events import outbox as events
 from app.invoices import queries
 from app.invoices.schemas import InvoiceCreate, InvoiceOut, InvoiceStatus, InvoiceUpdate, Party
@@ -66,6 +68,17 @@ async def get_invoice(*, invoice_id: uuid.UUID) -> InvoiceOut:
     if row is None:
         raise InvoiceNotFound(f"no invoice with id {invoice_id}")
     return invoice_out(row)
+
+
+async def get_invoice_for_caller(*, invoice_id: uuid.UUID,
+                                 claims: TokenClaims) -> tuple[InvoiceOut, tuple[uuid.UUID, str]]:
+    """The invoice and who asked for it, (id, role), checked in the same statement."""
+    row = await queries.one_for_caller(invoice_id, claims)
+    if row is None:
+        raise NotAuthenticated(NO_LONGER_VALID)
+    if row["id"] is None:
+        raise InvoiceNotFound(f"no invoice with id {invoice_id}")
+    return invoice_out(row), (row["caller_id"], row["caller_role"])
 
 
 def _same_amount(sent: Any, current: str) -> bool:

@@ -10,6 +10,7 @@ from typing import Any
 
 import peewee
 
+from app.auth.queries import CALLER
 from app.credit.queries import RAISE_BALANCE
 from app.db.connection import db
 from app.db.models import Invoice, InvoiceTransaction
@@ -58,10 +59,11 @@ _CREDIT_GRANTED = """, (3, 'credit.granted', (SELECT jsonb_build_object('credit'
             FROM credit_entry ce))"""
 
 
-def _record_statement(*, returns_credit: bool) -> Statement:
+def _record_statement(*, returns_credit: bool, checks_caller: bool = False) -> Statement:
     credit = CREDIT_RETURN + ", " if returns_credit else ""
+    caller = CALLER + ", " if checks_caller else ""
     return Statement(f"""
-WITH moved AS (
+WITH {caller}moved AS (
     UPDATE invoices i SET
         amount_recovered = i.amount_recovered + CASE WHEN :kind = 'payment'
             THEN to_minor_units(:amount, c.exponent) ELSE 0 END,
@@ -81,6 +83,7 @@ WITH moved AS (
           WHEN :source = 'webhook' THEN i.amount_recovered - i.amount_paid_from_credit
                - (i.amount_refunded - i.amount_returned_to_credit)
           ELSE i.amount_recovered - i.amount_refunded END
+      {"AND EXISTS (SELECT 1 FROM caller WHERE caller.role = 'admin')" if checks_caller else ""}
     RETURNING i.*, to_minor_units(:amount, c.exponent) AS moved_amount
 ), recorded AS (
     INSERT INTO invoice_transactions (id, invoice_id, kind, status, amount, currency,
@@ -114,6 +117,9 @@ FROM recorded
 # which also return to credit what came from it (the one place the credit CTEs run, so
 # the hot path of a payment does not carry them).
 RECORD_TRANSACTION = _record_statement(returns_credit=False)
+# An API payment without an Idempotency-Key: the admin's token check (app/auth/queries.py)
+# in the same statement, so the request is one round trip. Nothing moves unless it passes.
+RECORD_PAYMENT_CHECKING_CALLER = _record_statement(returns_credit=False, checks_caller=True)
 RECORD_REFUND_TO_CREDIT = _record_statement(returns_credit=True)
 
 

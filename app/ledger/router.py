@@ -4,7 +4,7 @@ import uuid
 
 from fastapi import Response
 
-from app.auth.deps import AdminUser
+from app.auth.deps import AdminUser, Caller, admin_principal
 from app.credit import service as credit
 from app.db.transaction import autocommit
 from app.http import idempotency
@@ -28,7 +28,7 @@ router = make_router(prefix="/invoice-transactions", tags=["transactions"])
                        "invoice_changed", "credit_balance_too_large",
                        "idempotency_key_in_use"],
                  422: ["validation_error", "idempotency_key_reused"]}, body=True))
-async def create_transaction(body: TransactionCreate, admin: AdminUser,
+async def create_transaction(body: TransactionCreate, claims: Caller,
                              settings: AppSettings,
                              idempotency_key: IdempotencyKey = None) -> Response:
     """A payment (`"kind": "payment"`, the default) or a refund, checked and recorded in one
@@ -40,6 +40,15 @@ async def create_transaction(body: TransactionCreate, admin: AdminUser,
         invoice_id=body.invoice_id, amount=body.amount, kind=body.kind,
         payment_mode=body.payment_mode, payment_date=body.payment_date,
         reference=body.reference)
+    if idempotency_key is None and body.overpayment != "credit":
+        # The one write outside a transaction (app/db/transaction.py): alone, the ledger
+        # statement commits by itself, so the invoice's row lock lasts one round trip, not
+        # three (BEGIN, statement, COMMIT). On one busy invoice that is the whole limit
+        # (docs/PERFORMANCE.md, "payment, one hot invoice"). The admin's token is checked
+        # in that same statement.
+        return json_response(await autocommit(
+            lambda: service.record_transaction(new=new, admin=claims)), status=201)
+    admin = await admin_principal(claims)
     if body.overpayment == "credit" and body.kind == "payment":
         async def pay_and_credit() -> CreditedTransactionOut:
             paid, credited = await credit.pay_crediting_the_excess(new=new)
@@ -49,13 +58,6 @@ async def create_transaction(body: TransactionCreate, admin: AdminUser,
         return await idempotency.created(
             settings, key=idempotency_key, caller=admin, route="POST /invoice-transactions",
             body=body, run=pay_and_credit)
-    if idempotency_key is None:
-        # The one write outside a transaction (app/db/transaction.py): alone, the ledger
-        # statement commits by itself, so the invoice's row lock lasts one round trip, not
-        # three (BEGIN, statement, COMMIT). On one busy invoice that is the whole limit
-        # (docs/PERFORMANCE.md, "payment, one hot invoice").
-        return json_response(await autocommit(
-            lambda: service.record_transaction(new=new)), status=201)
     return await idempotency.keyed(
         settings, key=idempotency_key, caller=admin, route="POST /invoice-transactions",
         body=body, status=201, run=lambda: service.record_transaction(new=new))

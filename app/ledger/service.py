@@ -38,6 +38,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from app.auth.queries import caller_params
+from app.auth.service import authenticate_admin
+from app.auth.tokens import TokenClaims
 from app.db.models import utcnow
 from app.errors import Conflict, NotFound
 from app.invoices.service import InvoiceNotFound, InvoiceVoid
@@ -83,18 +86,27 @@ def transaction_out(row: Mapping[str, Any]) -> TransactionOut:
         created_at=row["created_at"])
 
 
-async def record_transaction(*, new: NewTransaction) -> TransactionOut:
-    """Record a succeeded payment or a refund, or refuse it and record nothing."""
+async def record_transaction(*, new: NewTransaction,
+                             admin: TokenClaims | None = None) -> TransactionOut:
+    """Record a succeeded payment or a refund, or refuse it and record nothing. With
+    `admin`, a payment's statement also checks that token's account (401, 403)."""
     now = utcnow()
     row = {**vars(new), "status": "succeeded", "created_at": now,
            "payment_date": new.payment_date or now}
+    if new.kind == "refund" and new.source == "api":
+        statement = queries.RECORD_REFUND_TO_CREDIT
+    elif admin is not None and new.kind == "payment":
+        statement = queries.RECORD_PAYMENT_CHECKING_CALLER
+        row.update(caller_params(admin))
+    else:
+        statement = queries.RECORD_TRANSACTION
+    if admin is not None and statement is not queries.RECORD_PAYMENT_CHECKING_CALLER:
+        await authenticate_admin(claims=admin)
     for _ in range(ATTEMPTS):
         # More decimals than any currency has: no statement can accept it (and PostgreSQL's
         # numeric need not be asked to hold an absurd exponent).
         if has_at_most_decimals(new.amount, MAX_EXPONENT):
-            moved = await queries.run(
-                queries.RECORD_REFUND_TO_CREDIT if new.kind == "refund" and new.source == "api"
-                else queries.RECORD_TRANSACTION, row)
+            moved = await queries.run(statement, row)
             if moved is not None:
                 row.update(amount=moved["amount"], currency=moved["currency"])
                 metrics.record_transaction(new.kind, row["currency"], new.source,
@@ -103,6 +115,8 @@ async def record_transaction(*, new: NewTransaction) -> TransactionOut:
                     metrics.record_credit("granted", row["currency"],
                                           moved["returned_to_credit"])
                 return transaction_out(row)
+        if statement is queries.RECORD_PAYMENT_CHECKING_CALLER:
+            await authenticate_admin(claims=admin)  # the first reason it may have refused
         await _explain_refusal(new.invoice_id, new.amount, new.kind, new.source)
     raise InvoiceChanged("the invoice kept changing while this was being recorded; retry")
 

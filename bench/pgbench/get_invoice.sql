@@ -1,7 +1,10 @@
--- GET /invoices/{id}: the statement app/invoices/queries.py one() runs
--- (SELECT_INVOICE + WHERE i.id = $1), on a random one of the first :n_invoices seeded
--- invoices. The API runs one more query first, the bearer token check (users and
--- revoked_tokens); this figure is the invoice read alone.
+-- GET /invoices/{id}: the statement app/invoices/queries.py one_for_caller() runs (the
+-- caller's token check and SELECT_INVOICE ... WHERE i.id = $1 in one statement), on a random
+-- one of the first :n_invoices seeded invoices, with the benchmark admin's token.
 \set n random(1, :n_invoices)
-{{SELECT_INVOICE}}
-WHERE i.id = ('00000000-0000-4000-8000-' || lpad(:n::text, 12, '0'))::uuid;
+{{ONE_FOR_CALLER
+id = ('00000000-0000-4000-8000-' || lpad(:n::text, 12, '0'))::uuid
+caller_id = :caller_id::uuid
+caller_version = :caller_version::int
+caller_jti = :caller_jti::text
+}};
