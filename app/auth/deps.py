@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
@@ -14,8 +15,6 @@ from app.auth.passwords import PasswordHasher
 from app.auth.tokens import TokenClaims, TokenCodec
 from app.db.models import User
 from app.errors import Forbidden, NotAuthenticated
-
-oauth2_scheme = OAuth2PasswordBearer(tokenUrl="login", auto_error=False)
 
 
 async def _tokens(request: Request) -> TokenCodec:
@@ -60,43 +59,50 @@ async def _principal(request: Request, token: str | None) -> Principal:
     return Principal(user=await service.authenticate(claims=claims), claims=claims)
 
 
-async def current_user(request: Request,
-                       token: Annotated[str | None, Depends(oauth2_scheme)]) -> Principal:
-    return await _principal(request, token)
+async def _admin(request: Request, token: str | None) -> Principal:
+    caller = await _principal(request, token)
+    if not caller.is_admin:
+        raise Forbidden(service.ADMIN_NEEDED)
+    return caller
 
 
-async def token_claims(request: Request,
-                       token: Annotated[str | None, Depends(oauth2_scheme)]) -> TokenClaims:
-    """A token we signed that has not expired. Its account is checked by the route: by the
-    CALLER check in the route's own statement (app/auth/queries.py), which saves the
-    round trip of the hottest routes, or by principal()."""
-    return _claims(request, token)
-
-
-async def admin_principal(claims: TokenClaims) -> Principal:
-    """The admin behind `claims`, checked (401, 403), for a route that took Caller."""
-    return Principal(user=await service.authenticate_admin(claims=claims), claims=claims)
-
-
-async def optional_user(request: Request,
-                        token: Annotated[str | None, Depends(oauth2_scheme)]) -> Principal | None:
+async def _optional(request: Request, token: str | None) -> Principal | None:
     """None when no token is sent; a sent token must still be valid."""
     if request.headers.get("authorization") is None:
         return None
     return await _principal(request, token)
 
 
-async def admin_user(caller: Annotated[Principal, Depends(current_user)]) -> Principal:
-    if not caller.is_admin:
-        raise Forbidden(service.ADMIN_NEEDED)
-    return caller
+async def _only_claims(request: Request, token: str | None) -> TokenClaims:
+    return _claims(request, token)
 
 
-CurrentUser = Annotated[Principal, Depends(current_user)]
-# The token only: the route's statement checks the account (see token_claims).
-Caller = Annotated[TokenClaims, Depends(token_claims)]
-OptionalUser = Annotated[Principal | None, Depends(optional_user)]
-AdminUser = Annotated[Principal, Depends(admin_user)]
+class BearerToken(OAuth2PasswordBearer):
+    """The bearer token, read and resolved to what the route needs in one dependency (each
+    level of FastAPI's dependency solving costs per request: docs/PERFORMANCE.md). To the
+    OpenAPI document it is the one OAuth2 password scheme, so /docs can log in."""
+
+    def __init__(self, resolve: Callable[[Request, str | None], Awaitable[Any]]) -> None:
+        super().__init__(tokenUrl="login", auto_error=False,
+                         scheme_name="OAuth2PasswordBearer")
+        self._resolve = resolve
+
+    async def __call__(self, request: Request) -> Any:  # type: ignore[override]
+        return await self._resolve(request, await super().__call__(request))
+
+
+CurrentUser = Annotated[Principal, Depends(BearerToken(_principal))]
+# The token only, signed by us and not expired: the route checks its account, with the
+# CALLER check in the route's own statement (app/auth/queries.py), which saves the hottest
+# routes a round trip, or with admin_principal().
+Caller = Annotated[TokenClaims, Depends(BearerToken(_only_claims))]
+OptionalUser = Annotated[Principal | None, Depends(BearerToken(_optional))]
+AdminUser = Annotated[Principal, Depends(BearerToken(_admin))]
+
+
+async def admin_principal(claims: TokenClaims) -> Principal:
+    """The admin behind `claims`, checked (401, 403), for a route that took Caller."""
+    return Principal(user=await service.authenticate_admin(claims=claims), claims=claims)
 
 
 def ensure_admin_or_self(principal: Principal, user_id: uuid.UUID) -> None:

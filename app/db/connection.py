@@ -139,7 +139,9 @@ class AppDatabase(AsyncPostgresqlDatabase):
         await super().close_pool()
 
     async def _pool_acquire(self, pool):
-        conn = await asyncio.wait_for(pool.acquire(), timeout=self._acquire_timeout)
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for makes a task per request.
+        async with asyncio.timeout(self._acquire_timeout):
+            conn = await pool.acquire()
         return AppConnection(conn)
 
     async def aexecute_sql(self, sql, params=None):
