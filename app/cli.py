@@ -101,8 +101,7 @@ def _port_taken(host: str, port: int) -> str | None:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
+    from app import serving
     from app.db.migrations import migrate
 
     s = settings
@@ -126,16 +125,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
               "another with --port or PORT.", file=sys.stderr)
         return 1
     print(f"Payment App on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=args.workers or s.workers,
-        server_header=False,
-        log_config=None,
-        access_log=False,
-    )
+    # Several workers share the connections evenly (app/serving.py); one is plain uvicorn.
+    serving.run("app.main:create_app", host=host, port=port,
+                workers=args.workers or s.workers, log_config=None)
     return 0
 
 

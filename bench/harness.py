@@ -20,6 +20,7 @@ import httpx
 import psycopg2
 
 from app.db.location import connect_kwargs, embedded_database_url
+from tests.support import connections_per_process, worker_pids
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -182,10 +183,13 @@ def run_cli(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess
 
 
 LAUNCHERS = {
-    # The issue's production command line.
+    # The classic command line: every worker accepts from one shared socket.
     "uvicorn": [sys.executable, "-m", "uvicorn"],
-    # What the Docker image runs: migrate, then uvicorn.run(workers=N).
+    # What the Docker image runs: migrate, then app/serving.py, which deals connections to
+    # the uvicorn workers in turn. The hello-world floor is served by app/serving.py too.
     "serve": [sys.executable, "-m", "app", "serve"],
+    # granian (Rust HTTP server, ASGI), for the comparison in docs/PERFORMANCE.md.
+    "granian": [sys.executable, "-m", "granian"],
 }
 
 
@@ -201,11 +205,19 @@ class AppServer:
         self.log_path = log_path
         self._log = open(log_path, "wb")  # closed in stop()
         where = ["--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)]
+        command = LAUNCHERS[launcher]
         if launcher == "serve":
-            args = where if factory == "app.main:create_app" else [factory, *where]
+            args = where
+            if factory != "app.main:create_app":
+                command = [sys.executable, "-m", "app.serving"]
+                args = [factory, *where]
+        elif launcher == "granian":
+            args = ["--interface", "asgi", "--factory", "--host", "127.0.0.1", "--port",
+                    str(self.port), "--workers", str(workers), "--loop", "uvloop",
+                    "--http", "1", "--no-ws", "--log-level", "warning", factory]
         else:
             args = [factory, "--factory", *where, "--no-server-header", "--no-access-log"]
-        self.proc = subprocess.Popen([*LAUNCHERS[launcher], *args], cwd=ROOT, env=env,
+        self.proc = subprocess.Popen([*command, *args], cwd=ROOT, env=env,
                                      stdout=self._log, stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout: float = 60) -> None:
@@ -223,45 +235,12 @@ class AppServer:
         raise BenchError(f"the app did not start:\n{self.log_path.read_text()[-3000:]}")
 
     def worker_pids(self) -> list[int]:
-        """uvicorn's worker processes (multiprocessing spawn children of the master)."""
-        pids = []
-        try:
-            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
-        except OSError:
-            return []
-        for pid in map(int, children.split()):
-            try:
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-            except OSError:
-                continue
-            if b"spawn_main" in cmdline and b"resource_tracker" not in cmdline:
-                pids.append(pid)
-        return sorted(pids)
+        """The server's worker processes (multiprocessing spawn children of the master)."""
+        return worker_pids(self.proc.pid)
 
     def connection_split(self) -> list[int]:
-        """Established client connections held by each worker, in worker_pids() order.
-
-        The workers share one listening socket and asyncio accepts a whole burst of
-        pending connections at once, so keep-alive clients can all land on one worker.
-        """
-        inodes = set()
-        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-            try:
-                lines = Path(table).read_text().splitlines()[1:]
-            except OSError:
-                continue
-            for line in lines:
-                fields = line.split()
-                if int(fields[1].rsplit(":", 1)[1], 16) == self.port and fields[3] == "01":
-                    inodes.add(fields[9])
-        split = []
-        for pid in self.worker_pids():
-            try:
-                fds = [os.readlink(f) for f in glob.glob(f"/proc/{pid}/fd/*")]
-            except OSError:
-                fds = []
-            split.append(sum(1 for fd in fds if fd[8:-1] in inodes and fd.startswith("socket:")))
-        return split
+        """Established client connections held by each worker, in worker_pids() order."""
+        return connections_per_process(self.port, self.worker_pids())
 
     def login(self, username: str, password: str) -> str:
         r = httpx.post(self.url + "/login", data={"username": username, "password": password},

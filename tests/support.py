@@ -7,6 +7,7 @@ Fixtures live in conftest.py; everything here is plain code that tests import.
 from __future__ import annotations
 
 import asyncio
+import glob
 import hashlib
 import hmac
 import json
@@ -64,6 +65,46 @@ def app_env(database_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
+def connections_per_process(port: int, pids: list[int]) -> list[int]:
+    """Established TCP connections to `port` held open by each of `pids` (from /proc): how
+    a server's clients are spread over its worker processes."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                inodes.add(fields[9])
+    held = []
+    for pid in pids:
+        try:
+            fds = [os.readlink(f) for f in glob.glob(f"/proc/{pid}/fd/*")]
+        except OSError:
+            fds = []
+        held.append(sum(1 for fd in fds if fd.startswith("socket:") and fd[8:-1] in inodes))
+    return held
+
+
+def worker_pids(parent: int) -> list[int]:
+    """A server's worker processes: the multiprocessing children of `parent`."""
+    try:
+        children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    except OSError:
+        return []
+    pids = []
+    for pid in map(int, children):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"spawn_main" in cmdline and b"resource_tracker" not in cmdline:
+            pids.append(pid)
+    return sorted(pids)
+
+
 # -- the server under test -----------------------------------------------------------------
 
 # Lines of a server log that mean something went wrong on the server's side: a traceback,
@@ -85,9 +126,12 @@ class Server:
         self.log_path = log_path
         self.workers = workers
         self._log = open(log_path, "wb")
-        cmd = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
-               "--host", "127.0.0.1", "--port", str(self.port), "--no-server-header",
-               "--no-access-log", "--workers", str(workers)]
+        where = ["--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)]
+        # Several workers as `python -m app serve` runs them: each burst of connections is
+        # dealt evenly, so a race fired at once really runs on both (app/serving.py).
+        cmd = [sys.executable, "-m", "app.serving", "app.main:create_app", *where] \
+            if workers > 1 else [sys.executable, "-m", "uvicorn", "app.main:create_app",
+                                 "--factory", "--no-server-header", "--no-access-log", *where]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=app_env(database_url, **env),
                                      stdout=self._log, stderr=subprocess.STDOUT)
         self._wait_ready(workers, ready_path)
