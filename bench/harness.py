@@ -86,6 +86,7 @@ def render_pgbench(script: str, workdir: Path) -> Path:
     block `{{RECORD_TRANSACTION ... }}` (or another statement of app/ledger/queries.py or
     app/http/replay.py) is that statement with each parameter replaced by the expression
     the block's line `name = <expression>` gives it."""
+    from app.auth.queries import CALLER
     from app.http import replay
     from app.invoices.queries import ONE_FOR_CALLER, SELECT_INVOICE
     from app.ledger import queries as ledger
@@ -96,6 +97,7 @@ def render_pgbench(script: str, workdir: Path) -> Path:
                   "REPLAY_CLAIM": replay.CLAIM, "REPLAY_STORE": replay.STORE}
     text = (BENCH / "pgbench" / script).read_text()
     text = text.replace("{{SELECT_INVOICE}}", SELECT_INVOICE.strip())
+    text = text.replace("{{CALLER}}", CALLER)  # its :caller_* are pgbench variables
 
     def fill(block: re.Match) -> str:
         statement = statements[block.group(1)]

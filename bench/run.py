@@ -114,12 +114,12 @@ def list_scenarios(size: str) -> list[Scenario]:
     return [
         Scenario(f"list_first@{size}", f"GET /invoices?limit=50, first page, {size}",
                  "list.lua", "list_first.sql", lambda r, t, s: ["/invoices?limit=50"],
-                 lambda r, t: {}),
+                 lambda r, t: r.caller),
         Scenario(f"list_deep@{size}", f"GET /invoices?limit=50, page at 90%, {size}",
                  "list.lua", "list_deep.sql",
                  lambda r, t, s: [f"/invoices?limit=50&cursor={r.cursor.value}"],
                  lambda r, t: {"cursor_ts": r.cursor.created_at.isoformat(),
-                               "cursor_id": r.cursor.row_id}),
+                               "cursor_id": r.cursor.row_id, **r.caller}),
     ]
 
 

@@ -88,3 +88,24 @@ def test_logout_is_immediate_on_every_worker(api: Api, two_workers, admin: Accou
             codes = [r.status_code for r in burst(two_workers.url, requests)]
             assert codes == [401] * len(requests), codes
     assert ledger_sums(api, inv["id"]) == (0, 0, 0)
+
+
+def test_the_list_checks_its_caller_in_its_own_statement(api: Api, admin: Account,
+                                                         alice: Account, bob: Account) -> None:
+    empty = api.client.get("/invoices", headers=admin.headers)
+    assert empty.status_code == 200 and empty.json() == {"data": [], "next_cursor": None}
+    made = [api.invoice(admin, alice, bob)["id"] for _ in range(3)]
+    first = api.client.get("/invoices", params={"limit": 2}, headers=admin.headers).json()
+    rest = api.client.get("/invoices", params={"limit": 2, "cursor": first["next_cursor"]},
+                          headers=admin.headers).json()
+    assert [i["id"] for i in first["data"] + rest["data"]] == made[::-1]
+    assert rest["next_cursor"] is None
+    none = api.client.get("/invoices", params={"payer_id": str(uuid.uuid4())},
+                          headers=admin.headers)
+    assert none.status_code == 200 and none.json()["data"] == []
+    assert_problem(api.client.get("/invoices", headers=alice.headers), 403, "forbidden")
+    gone = api.user("admin")
+    api.client.post("/logout", headers=gone.headers)
+    assert_problem(api.client.get("/invoices", headers=gone.headers), 401, "not_authenticated")
+    assert_problem(api.client.get("/invoices", params={"payer_id": str(uuid.uuid4())},
+                                  headers=gone.headers), 401, "not_authenticated")

@@ -27,10 +27,24 @@ FROM users WHERE id = :user_id
 # request is one round trip, with revocation as immediate as above: the account behind the
 # token, while it is active and at the token's version, and the token not revoked. No row:
 # 401. Its parameters come from caller_params().
-CALLER = """caller AS (
+def _caller(user_id: str, version: str, jti: str) -> str:
+    return f"""caller AS (
     SELECT u.id, u.role FROM users u
-    WHERE u.id = :caller_id AND u.is_active AND u.token_version = :caller_version
-      AND NOT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = :caller_jti))"""
+    WHERE u.id = {user_id} AND u.is_active AND u.token_version = {version}
+      AND NOT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = {jti}))"""
+
+
+CALLER = _caller(":caller_id", ":caller_version", ":caller_jti")
+
+
+def with_caller(sql: str, params: tuple, claims: TokenClaims, *,
+                order_by: str) -> tuple[str, tuple]:
+    """`sql` (%s parameters) behind the CALLER check, in one statement: its rows in
+    `order_by` order (its columns as `q.<name>`), each with `caller_role`; one row with
+    NULLs if it has none; no row at all if the token no longer counts."""
+    return (f"WITH {_caller('%s', '%s', '%s')} SELECT caller.role AS caller_role, q.* "
+            f"FROM caller LEFT JOIN LATERAL ({sql}) q ON true ORDER BY {order_by}",
+            (claims.user_id, claims.version, claims.jti, *params))
 
 
 def caller_params(claims: TokenClaims) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from peewee import SQL, fn
 
-from app.auth.queries import CALLER, caller_params
+from app.auth.queries import CALLER, caller_params, with_caller
 from app.auth.tokens import TokenClaims
 from app.db.connection import db
 from app.db.models import Invoice, InvoiceTransaction, User
@@ -52,10 +52,13 @@ async def one_for_caller(invoice_id: uuid.UUID, claims: TokenClaims) -> Any | No
 
 
 async def page(limit: int, after: tuple[datetime, uuid.UUID] | None,
-               filters: dict[str, Any]) -> list[Any]:
-    """Newest first, `limit + 1` rows; `filters` maps column conditions to values."""
+               filters: dict[str, Any], claims: TokenClaims) -> list[Any]:
+    """Newest first, `limit + 1` rows; `filters` maps column conditions to values. With the
+    caller's token check in the same statement (app/auth/queries.with_caller)."""
     sql, params = newest_first(SELECT_INVOICE, created="i.created_at", key="i.id",
                                filters=filters, after=after, limit=limit)
+    sql, params = with_caller(sql, params, claims,
+                              order_by="q.created_at DESC, q.id DESC")
     return (await db.aexecute_sql(sql, params)).fetchall()
 
 

@@ -39,7 +39,7 @@ async def create_invoice(body: InvoiceCreate, admin: AdminUser,
 @router.get("", response_model=Page[InvoiceOut], summary="List invoices, newest first (admin)",
             responses=problems(ADMIN, {422: ["validation_error", "invalid_cursor"]}))
 async def list_invoices(
-    admin: AdminUser,
+    claims: Caller,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
     status: Annotated[InvoiceStatus | None, Query()] = None,
@@ -54,7 +54,8 @@ async def list_invoices(
     whether it is overdue."""
     return json_response(await service.list_invoices(
         limit=limit, cursor=cursor, status=status, payer_id=payer_id, receiver_id=receiver_id,
-        created_after=created_after, created_before=created_before, overdue=overdue))
+        created_after=created_after, created_before=created_before, overdue=overdue,
+        claims=claims))
 
 
 @router.get("/{invoice_id}", response_model=InvoiceOut,

@@ -8,10 +8,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from app import clock
-from app.auth.service import NO_LONGER_VALID
+from app.auth.service import ADMIN_NEEDED, NO_LONGER_VALID
 from app.auth.tokens import TokenClaims
 from app.db.models import utcnow
-from app.errors import Conflict, Invalid, NotAuthenticated, NotFound
+from app.errors import Conflict, Forbidden, Invalid, NotAuthenticated, NotFound
 from app.events import outbox as events
 from app.invoices import queries
 from app.invoices.schemas import InvoiceCreate, InvoiceOut, InvoiceStatus, InvoiceUpdate, Party
@@ -134,16 +134,21 @@ async def list_invoices(
     *, limit: int, cursor: str | None, status: InvoiceStatus | None = None,
     payer_id: uuid.UUID | None = None, receiver_id: uuid.UUID | None = None,
     created_after: datetime | None = None, created_before: datetime | None = None,
-    overdue: bool | None = None,
+    overdue: bool | None = None, claims: TokenClaims,
 ) -> Page[InvoiceOut]:
+    """For an admin, checked in the page's own statement (401, 403)."""
     conditions = {"i.status =": status, "i.payer_id =": payer_id,
                   "i.receiver_id =": receiver_id, "i.created_at >": created_after,
                   "i.created_at <": created_before}
     if overdue is not None:
         conditions[queries.OVERDUE if overdue else queries.NOT_OVERDUE] = clock.today()
     rows = await queries.page(limit, decode_cursor(cursor) if cursor else None,
-                              {k: v for k, v in conditions.items() if v is not None})
-    return page(rows, limit, invoice_out)
+                              {k: v for k, v in conditions.items() if v is not None}, claims)
+    if not rows:
+        raise NotAuthenticated(NO_LONGER_VALID)
+    if rows[0]["caller_role"] != "admin":
+        raise Forbidden(ADMIN_NEEDED)
+    return page([] if rows[0]["id"] is None else rows, limit, invoice_out)
 
 
 _EDITABLE = {"payer_id", "receiver_id", "amount", "currency", "description", "due_date"}
