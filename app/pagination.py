@@ -55,3 +55,13 @@ def page(rows: Sequence[Mapping[str, Any]], limit: int,
     return Page(data=[out(row) for row in kept],
                 next_cursor=encode_cursor(kept[-1]["created_at"], kept[-1][id_key])
                 if more else None)
+
+
+def page_json(rows: Sequence[Mapping[str, Any]], limit: int,
+              out: Callable[[Mapping[str, Any]], dict[str, Any]],
+              id_key: str = "id") -> dict[str, Any]:
+    """page() as plain values (see app.http.responses): a list page builds no models."""
+    kept = rows[:limit]
+    return {"data": [out(row) for row in kept],
+            "next_cursor": encode_cursor(kept[-1]["created_at"], kept[-1][id_key])
+            if len(rows) > limit else None}

@@ -65,7 +65,7 @@ async def get_invoice(invoice_id: uuid.UUID, claims: Caller) -> Response:
     """An admin, the payer or the receiver may read it."""
     invoice, viewer = await service.get_invoice_for_caller(invoice_id=invoice_id,
                                                             claims=claims)
-    ensure_can_see_invoice(viewer, invoice.payer_id, invoice.receiver_id)
+    ensure_can_see_invoice(viewer, invoice["payer_id"], invoice["receiver_id"])
     return json_response(invoice)
 
 

@@ -1,0 +1,59 @@
+"""A read answers with plain values encoded by orjson instead of models encoded by
+pydantic-core (app/http/responses.py): the bytes must be exactly the model's."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+
+import pytest
+from asyncpg.pgproto.pgproto import UUID as DriverUUID
+
+from app.http.responses import json_body
+from app.invoices.schemas import InvoiceOut
+from app.invoices.service import invoice_json, invoice_out
+from app.pagination import Page, page, page_json
+
+
+def _row(**changes: object) -> dict:
+    at = datetime(2026, 11, 27, 18, 30, 5, 123456, tzinfo=UTC)
+    # ids as the driver returns them (its own UUID type) and as Python makes them
+    return {"id": DriverUUID(str(uuid.uuid4())), "payer_id": uuid.uuid4(),
+            "receiver_id": DriverUUID(str(uuid.uuid4())),
+            "payer_username": "ālice", "payer_email": "a@example.com",
+            "receiver_username": "bob \"the\" receiver", "receiver_email": "b@example.com",
+            "amount": 123456, "currency": "INR", "description": "line\nbreak ✓ \u2028",
+            "due_date": None, "status": "partially_paid", "amount_recovered": 500,
+            "amount_refunded": 100, "created_at": at, "updated_at": at, **changes}
+
+
+@pytest.mark.parametrize("changes", [
+    {},
+    {"due_date": date(2020, 1, 31)},  # overdue
+    {"currency": "JPY", "amount": 5, "amount_recovered": 5, "status": "completed"},
+    {"currency": "KWD", "amount": 1001, "amount_recovered": 0, "status": "pending"},
+    {"created_at": datetime(2026, 1, 1, tzinfo=UTC)},  # no microseconds
+    {"updated_at": datetime(1, 1, 1, tzinfo=UTC)},
+    {"status": "void", "due_date": date(2020, 1, 1), "description": ""},
+])
+def test_an_invoice_encodes_to_the_models_bytes(changes: dict) -> None:
+    row = _row(**changes)
+    assert json_body(invoice_json(row)) == json_body(invoice_out(row))
+    assert json_body(invoice_json(row)) == invoice_out(row).model_dump_json().encode()
+    InvoiceOut.model_validate_json(json_body(invoice_json(row)))  # and it is a valid one
+
+
+@pytest.mark.parametrize("n, limit", [(0, 50), (3, 50), (51, 50)])
+def test_a_page_encodes_to_the_models_bytes(n: int, limit: int) -> None:
+    rows = [_row() for _ in range(n)]
+    plain = json_body(page_json(rows, limit, invoice_json))
+    assert plain == json_body(page(rows, limit, invoice_out))
+    assert Page[InvoiceOut].model_validate_json(plain).next_cursor == (
+        None if n <= limit else page(rows, limit, invoice_out).next_cursor)
+
+
+def test_what_is_not_json_is_refused() -> None:
+    from decimal import Decimal
+
+    with pytest.raises(TypeError):
+        json_body({"amount": Decimal("1.00")})
