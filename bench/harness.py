@@ -196,10 +196,11 @@ LAUNCHERS = {
 
 
 class AppServer:
-    """The app as production runs it: uvicorn, 2 workers, no reload, no access log."""
+    """The app as production runs it (`python -m app serve`: uvicorn workers that the
+    connections are dealt to), 2 workers, no reload, no access log; or another launcher."""
 
     def __init__(self, env: dict[str, str], log_path: Path, workers: int = 2,
-                 launcher: str = "uvicorn", factory: str = "app.main:create_app") -> None:
+                 launcher: str = "serve", factory: str = "app.main:create_app") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workers = workers

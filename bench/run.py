@@ -1,14 +1,14 @@
 """`make bench` (`make bench QUICK=1`): the API under load next to pgbench doing its SQL.
 
 Starts from scratch every time: a fresh `payapp_bench` database on DATABASE_URL's server (or
-the embedded PostgreSQL), the app as production runs it (uvicorn, 2 workers, APP_ENV=
+the embedded PostgreSQL), the app as production runs it (python -m app serve, 2 workers, APP_ENV=
 production), seeded data, then for each scenario and 16 and 64 connections: wrk against the
 API, then pgbench running the same SQL with as many clients. It prints one markdown table,
 writes it to bench/results/<date>.md (<date>-quick.md with --quick), and checks the ledger:
 `python -m app reconcile` passes and the invoices' sums equal the accepted payments counted
 by wrk and pgbench. See docs/PERFORMANCE.md.
 
-    .venv/bin/python bench/run.py [--quick] [--profile] [--keep-db] [--launcher serve]
+    .venv/bin/python bench/run.py [--quick] [--profile] [--keep-db] [--launcher uvicorn|granian]
                                   [--only pay_spread,pay_events,...] [--replica]
 
 `--replica` runs the read scenarios on a primary and a synchronous hot standby of the
@@ -407,9 +407,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true",
                         help="also py-spy the workers during four scenarios")
     parser.add_argument("--keep-db", action="store_true", help=f"keep {DB_NAME} afterwards")
-    parser.add_argument("--launcher", choices=sorted(harness.LAUNCHERS), default="uvicorn",
-                        help="uvicorn: the production command line (default); serve: "
-                        "python -m app serve --workers 2, as the Docker image runs it")
+    parser.add_argument("--launcher", choices=sorted(harness.LAUNCHERS), default="serve",
+                        help="serve (default): python -m app serve --workers 2, as the "
+                        "Docker image runs it (connections dealt evenly to the workers); "
+                        "uvicorn: uvicorn's own --workers 2 (one shared socket); granian: "
+                        "granian --workers 2")
     parser.add_argument("--only", type=_keys, default=None, metavar="KEY[,KEY]",
                         help="these scenarios only: " + ", ".join(_KEYS) + " (pay_events "
                         "brings pay_spread, its baseline); results go to <date>-only.md")
@@ -519,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
                            run.queue_age_s)
     print("\n" + text)
     suffix = ("-quick" if args.quick else "") + ("-only" if args.only else "") + \
-        (f"-{args.launcher}" if args.launcher != "uvicorn" else "")
+        (f"-{args.launcher}" if args.launcher != "serve" else "")
     results = ROOT / "bench" / "results" / f"{date.today()}{suffix}.md"
     results.write_text(text)
     print(f"written to {results.relative_to(ROOT)}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
@@ -545,3 +546,118 @@ def test_the_books_balance_after_the_races(api: Api, racer: str, admin: Account,
     assert_only(out, allowed)
     assert_invariants(api)
     assert_reconciles(api)
+
+
+# -- endpoints against their deliveries -------------------------------------------------------
+# Deleting an endpoint locks its row, then (the foreign key's cascade) its deliveries. The
+# races below are made to happen every time: the test holds a lock itself, lines the
+# others up behind it, then lets go.
+
+def _waiting(api: Api, like: str, count: int, timeout: float = 20) -> None:
+    """Wait until `count` sessions whose statement is LIKE `like` wait for a lock. (Asked
+    on the test's autocommit connection: inside a transaction, pg_stat_activity would
+    answer from a snapshot taken at its first read.)"""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if api.db.scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                         "current_database() AND wait_event_type = 'Lock' AND query LIKE %s",
+                         (like,)) >= count:
+            return
+        time.sleep(0.02)
+    sessions = api.db.rows("SELECT state, wait_event_type, left(query, 60) AS query "
+                           "FROM pg_stat_activity WHERE datname = current_database()")
+    raise AssertionError(f"fewer than {count} sessions running {like!r} waited: {sessions}")
+
+
+def _endpoint(api: Api, admin: Account, url: str) -> str:
+    r = api.client.post("/webhook-endpoints", headers=admin.headers,
+                        json={"url": url, "event_types": ["*"]})
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def _delete_in_background(racer: str, admin: Account, endpoint_id: str,
+                          ) -> tuple[Any, list[tuple[httpx.Response, float]]]:
+    """DELETE /webhook-endpoints/{id} on a thread: the thread, and (answer, when) once done."""
+    import threading
+    import time
+
+    answers: list[tuple[httpx.Response, float]] = []
+
+    def delete() -> None:
+        r = httpx.delete(f"{racer}/webhook-endpoints/{endpoint_id}", headers=admin.headers,
+                         timeout=30)
+        answers.append((r, time.monotonic()))
+
+    thread = threading.Thread(target=delete)
+    thread.start()
+    return thread, answers
+
+
+def test_a_payment_racing_the_delete_of_its_endpoint_skips_it(
+        api: Api, racer: str, admin: Account, alice: Account, bob: Account,
+        receiver: Any) -> None:
+    """The endpoint is deleted (not yet committed) while a payment fans its events out to
+    it: the payment waits, then leaves the endpoint out (it failed with 23503, a 500)."""
+    import psycopg2
+
+    inv = api.invoice(admin, alice, bob, amount="100000.00")
+    for _ in range(ROUNDS):
+        endpoint_id = _endpoint(api, admin, receiver.url)
+        assert api.pay(admin, inv["id"], "1.00").status_code == 201  # one delivery to hold
+        holder = psycopg2.connect(api.database_url)
+        try:
+            with holder.cursor() as cur:  # holds the DELETE's cascade, after its own row
+                cur.execute("SELECT 1 FROM deliveries WHERE endpoint_id = %s FOR UPDATE",
+                            (endpoint_id,))
+            deleting, deleted = _delete_in_background(racer, admin, endpoint_id)
+            _waiting(api, "DELETE FROM%webhook_endpoints%", 1)
+            with ThreadPoolExecutor(1) as pool:  # three payments, waiting for the DELETE
+                paid = pool.submit(burst, racer, [("POST", "/invoice-transactions",
+                                                   admin.headers, {
+                    "invoice_id": inv["id"], "amount": "1.00", "payment_mode": "upi"})] * 3)
+                _waiting(api, "WITH caller AS%", 1)  # the others wait behind its invoice
+                holder.rollback()
+                paying = paid.result(30)
+        finally:
+            holder.close()
+        deleting.join(30)
+        assert deleted and deleted[0][0].status_code == 204, deleted
+        assert [r.status_code for r in paying] == [201] * 3, [r.text for r in paying]
+        assert not api.db.rows("SELECT 1 FROM deliveries WHERE endpoint_id = %s",
+                               (endpoint_id,))
+
+
+def test_recording_a_batch_races_the_delete_of_its_endpoint(
+        api: Api, racer: str, admin: Account, alice: Account, bob: Account,
+        receiver: Any) -> None:
+    """A delivery worker records a batch's outcomes and its endpoints' health while the
+    endpoint is being deleted. The DELETE goes first, the worker's record waits behind it:
+    they do not wait for each other in a circle (before, PostgreSQL broke a deadlock after
+    deadlock_timeout, failing one of them)."""
+    import time
+
+    import psycopg2
+
+    receiver.fail_always = True  # the outcome is recorded, and the endpoint marked failing
+    inv = api.invoice(admin, alice, bob, amount="100000.00")
+    for _ in range(ROUNDS):
+        endpoint_id = _endpoint(api, admin, receiver.url)
+        holder = psycopg2.connect(api.database_url)
+        try:
+            with holder.cursor() as cur:
+                cur.execute("SELECT 1 FROM webhook_endpoints WHERE id = %s FOR NO KEY UPDATE",
+                            (endpoint_id,))
+            deleting, deleted = _delete_in_background(racer, admin, endpoint_id)
+            _waiting(api, "DELETE FROM%webhook_endpoints%", 1)  # the DELETE first in line
+            assert api.pay(admin, inv["id"], "1.00").status_code == 201  # a delivery, due
+            _waiting(api, "%FOR NO KEY UPDATE%", 1)  # then a worker recording its attempt
+        finally:
+            holder.rollback()
+            released = time.monotonic()
+            holder.close()
+        deleting.join(30)
+        assert deleted and deleted[0][0].status_code == 204, deleted
+        assert deleted[0][1] - released < 0.8, "the DELETE waited for a deadlock to be broken"

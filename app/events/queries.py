@@ -29,6 +29,9 @@ fan_out AS (
     FROM new_events ev
     JOIN webhook_endpoints w
       ON w.enabled AND (ev.type = ANY (w.event_types) OR '*' = ANY (w.event_types))
+    -- The lock the foreign key takes anyway, taken while reading: an endpoint being
+    -- deleted is waited for and then left out, instead of failing the statement (23503).
+    FOR KEY SHARE OF w
 )"""
 
 _RECORD = Statement(f"""

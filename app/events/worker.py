@@ -114,6 +114,13 @@ WITH outcome AS (
 SELECT id FROM finished
 """)
 
+# Before a batch's outcomes: its endpoints, locked in one order. Deleting an endpoint locks
+# it, then its deliveries (the cascade); recording locks deliveries, then the endpoint's
+# health: without this, the two could wait for each other (a deadlock).
+_LOCK_ENDPOINTS = Statement("""
+SELECT id FROM webhook_endpoints WHERE id = ANY (:ids::uuid[]) ORDER BY id FOR NO KEY UPDATE
+""")
+
 _ENDPOINT_OK = Statement("""
 UPDATE webhook_endpoints SET failing_since = NULL
 WHERE id = :endpoint_id AND failing_since IS NOT NULL
@@ -241,6 +248,7 @@ class Deliverer:
                                  error))
             else:
                 outcomes.append(("failed", None, error))
+        await self._fetch(_LOCK_ENDPOINTS, {"ids": sorted({r["endpoint_id"] for r in rows})})
         await self._bookkeeping(_FINISH, {
             "ids": [r["delivery_id"] for r in rows], "attempts": [r["attempt"] for r in rows],
             "statuses": [o[0] for o in outcomes], "next_ats": [o[1] for o in outcomes],
