@@ -90,10 +90,12 @@ def render_pgbench(script: str, workdir: Path) -> Path:
     from app.http import replay
     from app.invoices.queries import ONE_FOR_CALLER, SELECT_INVOICE
     from app.ledger import queries as ledger
+    from app.webhooks.queries import CLAIM_LOCKING_INVOICE
 
     statements = {"RECORD_TRANSACTION": ledger.RECORD_TRANSACTION,
                   "RECORD_PAYMENT_CHECKING_CALLER": ledger.RECORD_PAYMENT_CHECKING_CALLER,
                   "ONE_FOR_CALLER": ONE_FOR_CALLER,
+                  "CLAIM_LOCKING_INVOICE": CLAIM_LOCKING_INVOICE,
                   "REPLAY_CLAIM": replay.CLAIM, "REPLAY_STORE": replay.STORE}
     text = (BENCH / "pgbench" / script).read_text()
     text = text.replace("{{SELECT_INVOICE}}", SELECT_INVOICE.strip())

@@ -230,3 +230,28 @@ def test_sign_webhook_cli_matches_the_server(api: Api, admin: Account, alice: Ac
                             env=app_env(api.database_url), capture_output=True, text=True,
                             timeout=60, check=True).stdout.strip()
     assert custom == sign(body, secret="s3", t=1700000000)
+
+
+def test_a_payment_events_answer_shows_the_invoice_as_it_now_is(
+        api: Api, admin: Account, alice: Account, bob: Account) -> None:
+    """The answer's invoice is built from the row read and locked with the event's claim
+    and the sums the payment returned (no second read): it must equal a fresh GET."""
+    inv = api.invoice(admin, alice, bob, amount="100", due_date="2020-01-31")  # overdue
+    for amount in ("30.00", "70.00", "5.00"):  # partly, completed, then all of it credit
+        r = deliver(api, "payment/success", {"id": evt(), "invoice_id": inv["id"],
+                                              "amount_paid": amount})
+        assert r.status_code == 200, r.text
+        now = api.client.get(f"/invoices/{inv['id']}", headers=admin.headers).json()
+        assert r.json()["invoice"] == now
+    assert now["status"] == "completed" and r.json()["credited"] == "5.00"
+    void = api.invoice(admin, alice, bob, amount="10")
+    assert api.client.post(f"/invoices/{void['id']}/void", headers=admin.headers
+                           ).status_code == 200
+    r = deliver(api, "payment/success", {"id": evt(), "invoice_id": void["id"],
+                                          "amount_paid": "3"})
+    assert r.status_code == 200 and r.json()["transaction"] is None, r.text
+    assert r.json()["invoice"] == api.client.get(f"/invoices/{void['id']}",
+                                                 headers=admin.headers).json()
+    missing = deliver(api, "payment/success", {"id": evt(), "invoice_id": str(uuid.uuid4()),
+                                                "amount_paid": "3"})
+    assert_problem(missing, 404, "invoice_not_found")

@@ -9,6 +9,7 @@ balance, as every writer does.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -116,15 +117,22 @@ async def apply(*, invoice_id: uuid.UUID, amount: Decimal | None) -> Transaction
     return paid
 
 
-async def pay_crediting_the_excess(*, new: ledger.NewTransaction, provider: bool = False
-                                   ) -> tuple[TransactionOut | None, str | None]:
+@dataclass(frozen=True)
+class Paid:
+    transaction: TransactionOut | None  # None when nothing was due
+    credited: str | None  # the amount credited to the payer, if any
+    invoice: Any  # the invoice's row after it (the locked row, with its new sums)
+
+
+async def pay_crediting_the_excess(*, new: ledger.NewTransaction, provider: bool = False,
+                                   locked: Any | None = None) -> Paid:
     """A payment larger than what is due: the due part is paid and the rest credited to
     the payer. For the `provider`, whose money has already moved, a void invoice or one
     with nothing due has all of it credited; an admin's payment is refused there, before
-    anything is written. (The payment, or None when nothing was due; the amount credited,
-    or None.)"""
-    invoice = await queries.locked_invoice(new.invoice_id)
-    if invoice is None:
+    anything is written. `locked`: the invoice's row, already read and locked in this
+    transaction (its columns NULL if there is no such invoice)."""
+    invoice = locked if locked is not None else await queries.locked_invoice(new.invoice_id)
+    if invoice is None or invoice["id"] is None:
         raise InvoiceNotFound(f"no invoice with id {new.invoice_id}")
     void = invoice["voided_at"] is not None
     if void and not provider:
@@ -136,16 +144,18 @@ async def pay_crediting_the_excess(*, new: ledger.NewTransaction, provider: bool
         raise ledger.AmountExceedsDue("nothing is due on this invoice; grant credit with "
                                       "POST /users/{id}/credit instead")
     paid_minor, excess = min(total, due), max(total - due, 0)
-    paid = None
+    paid, after = None, dict(invoice)
     if paid_minor > 0:
-        paid = await ledger.record_transaction(new=ledger.NewTransaction(**{
+        recorded = await ledger.record(new=ledger.NewTransaction(**{
             **vars(new), "amount": Decimal(format_minor(paid_minor, currency))}))
+        paid = recorded.transaction
+        after.update(recorded.invoice)
     if excess == 0:
-        return paid, None
+        return Paid(paid, None, after)
     await _add(user_id=invoice["payer_id"], currency=currency, amount=excess,
                source="overpayment", invoice_id=new.invoice_id,
                transaction_id=paid.id if paid else None,
                reason=f"{format_minor(total, currency)} {currency} paid on a void invoice"
                if void else f"overpayment of {format_minor(total, currency)} {currency} on "
                             f"an invoice with {format_minor(due, currency)} due")
-    return paid, format_minor(excess, currency)
+    return Paid(paid, format_minor(excess, currency), after)

@@ -40,7 +40,7 @@ LEGACY = "legacy:"
 
 # The claim and the store are written out: with the ledger statement they are the whole
 # database work of a provider event (docs/PERFORMANCE.md, "webhook payment success").
-CLAIM = Statement("""
+_CLAIM = """
 INSERT INTO replays AS r (scope, key, fingerprint, created_at, expires_at)
 SELECT :scope, :key, :fingerprint, :now, :expires_at
 WHERE CASE WHEN :wait THEN true
@@ -49,7 +49,19 @@ ON CONFLICT (scope, key) DO UPDATE
     SET fingerprint = EXCLUDED.fingerprint, response_status = NULL, response_body = NULL,
         created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
     WHERE r.expires_at <= EXCLUDED.created_at
-RETURNING 1
+RETURNING 1 AS claimed
+"""
+CLAIM = Statement(_CLAIM)
+
+
+def claim_then(read: str) -> Statement:
+    """CLAIM and, in the same statement and only once the key is ours, `read` (named
+    parameters; at most one row, which it may lock): the claim and the effect's first read
+    in one round trip. No row: not claimed. The read's columns are NULL if it found
+    nothing. (A lateral join: the read runs for the claim's row, so strictly after it.)"""
+    return Statement(f"""
+WITH claim AS ({_CLAIM})
+SELECT claim.claimed, read.* FROM claim LEFT JOIN LATERAL ({read}) read ON true
 """)
 STORE = Statement("""
 UPDATE replays SET response_status = :status, response_body = :body
@@ -84,13 +96,31 @@ def fingerprint(secret: str, what: str, data: Any) -> str:
 async def once(claim: Claim, *, status: int,
                run: Callable[[], Awaitable[BaseModel]]) -> Outcome:
     """Run `run` at most once per (scope, key) and keep its answer; or replay the answer."""
-    now = utcnow()
-    expires = now + claim.ttl if claim.ttl is not None else None
-    claimed = (await db.aexecute_sql(CLAIM.text, CLAIM.params(
-        scope=claim.scope, key=claim.key, fingerprint=claim.fingerprint, now=now,
-        expires_at=expires, wait=claim.wait))).fetchone()
-    if claimed is None:
+    if await _claimed(claim, CLAIM, {}) is None:
         return await _replay(claim)
+    return await _run_and_store(claim, status, run)
+
+
+async def once_reading(claim: Claim, read: Statement, values: dict[str, Any], *,
+                       status: int, run: Callable[[Any], Awaitable[BaseModel]]) -> Outcome:
+    """once(), with `read` (made by claim_then()) run in the claim's statement and its row
+    given to `run`: one round trip fewer."""
+    row = await _claimed(claim, read, values)
+    if row is None:
+        return await _replay(claim)
+    return await _run_and_store(claim, status, lambda: run(row))
+
+
+async def _claimed(claim: Claim, statement: Statement, values: dict[str, Any]) -> Any | None:
+    now = utcnow()
+    return (await db.aexecute_sql(statement.text, statement.params(
+        values, scope=claim.scope, key=claim.key, fingerprint=claim.fingerprint, now=now,
+        expires_at=now + claim.ttl if claim.ttl is not None else None,
+        wait=claim.wait))).fetchone()
+
+
+async def _run_and_store(claim: Claim, status: int,
+                         run: Callable[[], Awaitable[BaseModel]]) -> Outcome:
     try:
         outcome = Outcome(status, (await run()).model_dump(mode="json"))
     except DomainError as error:

@@ -19,6 +19,7 @@ from app.db.sql import Statement, newest_first
 SELECT_INVOICE = """
 SELECT i.id, i.payer_id, i.receiver_id, i.amount, i.currency, i.description, i.due_date,
        i.status, i.amount_recovered, i.amount_refunded, i.created_at, i.updated_at,
+       i.voided_at,
        p.username AS payer_username, p.email AS payer_email,
        r.username AS receiver_username, r.email AS receiver_email
 FROM invoices i

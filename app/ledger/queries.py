@@ -108,8 +108,11 @@ WITH {caller}moved AS (
     ORDER BY e.n
     RETURNING seq, type, invoice_id, created_at
 ), {FAN_OUT}
-SELECT amount, currency, (SELECT last_credit_return FROM moved) AS returned_to_credit
-FROM recorded
+-- the invoice's new state too: a provider event answers with it without reading it again
+SELECT recorded.amount, recorded.currency, moved.last_credit_return AS returned_to_credit,
+       moved.amount_recovered AS invoice_recovered, moved.amount_refunded AS invoice_refunded,
+       moved.status AS invoice_status, moved.updated_at AS invoice_updated_at
+FROM recorded, moved
 """)
 
 

@@ -51,9 +51,10 @@ async def create_transaction(body: TransactionCreate, claims: Caller,
     admin = await admin_principal(claims)
     if body.overpayment == "credit" and body.kind == "payment":
         async def pay_and_credit() -> CreditedTransactionOut:
-            paid, credited = await credit.pay_crediting_the_excess(new=new)
-            assert paid is not None  # refused, before any write, when nothing is due
-            return CreditedTransactionOut(**paid.model_dump(), credited=credited)
+            done = await credit.pay_crediting_the_excess(new=new)
+            assert done.transaction is not None  # refused, before any write, if none due
+            return CreditedTransactionOut(**done.transaction.model_dump(),
+                                          credited=done.credited)
 
         return await idempotency.created(
             settings, key=idempotency_key, caller=admin, route="POST /invoice-transactions",

@@ -86,10 +86,21 @@ def transaction_out(row: Mapping[str, Any]) -> TransactionOut:
         created_at=row["created_at"])
 
 
+@dataclass(frozen=True)
+class Recorded:
+    transaction: TransactionOut
+    invoice: dict[str, Any]  # the invoice's sums, status and updated_at after it
+
+
 async def record_transaction(*, new: NewTransaction,
                              admin: TokenClaims | None = None) -> TransactionOut:
     """Record a succeeded payment or a refund, or refuse it and record nothing. With
     `admin`, a payment's statement also checks that token's account (401, 403)."""
+    return (await record(new=new, admin=admin)).transaction
+
+
+async def record(*, new: NewTransaction, admin: TokenClaims | None = None) -> Recorded:
+    """record_transaction(), with what it did to the invoice."""
     now = utcnow()
     row = {**vars(new), "status": "succeeded", "created_at": now,
            "payment_date": new.payment_date or now}
@@ -114,7 +125,11 @@ async def record_transaction(*, new: NewTransaction,
                 if moved["returned_to_credit"]:
                     metrics.record_credit("granted", row["currency"],
                                           moved["returned_to_credit"])
-                return transaction_out(row)
+                return Recorded(transaction_out(row), {
+                    "amount_recovered": moved["invoice_recovered"],
+                    "amount_refunded": moved["invoice_refunded"],
+                    "status": moved["invoice_status"],
+                    "updated_at": moved["invoice_updated_at"]})
         if statement is queries.RECORD_PAYMENT_CHECKING_CALLER:
             await authenticate_admin(claims=admin)  # the first reason it may have refused
         await _explain_refusal(new.invoice_id, new.amount, new.kind, new.source)

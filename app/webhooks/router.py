@@ -66,8 +66,13 @@ def _handler(kind: service.EventType) -> Callable[..., Awaitable[Response]]:
             busy=lambda: service.EventIdReused(
                 f"event {event.id} is being processed; retry shortly"))
         try:
-            outcome = await transaction(lambda: replay.once(
-                claim, status=200, run=lambda: service.apply(kind=kind, event=event)))
+            if kind.read is not None:  # its first read rides with the claim
+                outcome = await transaction(lambda: replay.once_reading(
+                    claim, kind.read, {"invoice_id": event.invoice_id}, status=200,
+                    run=lambda row: service.apply(kind=kind, event=event, read=row)))
+            else:
+                outcome = await transaction(lambda: replay.once(
+                    claim, status=200, run=lambda: service.apply(kind=kind, event=event)))
         except service.EventIdReused:
             metrics.record_webhook(kind.name, "id_reused")
             raise

@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.credit import service as credit
+from app.db.sql import Statement
 from app.errors import Conflict
-from app.invoices.service import get_invoice
+from app.invoices.service import get_invoice, invoice_out
 from app.ledger import service as ledger
 from app.ledger.schemas import TransactionOut
+from app.webhooks.queries import CLAIM_LOCKING_INVOICE
 from app.webhooks.schemas import (
     PaymentFailedEvent,
     PaymentSucceededEvent,
@@ -25,43 +27,54 @@ from app.webhooks.schemas import (
 class EventIdReused(Conflict, code="event_id_reused"): ...
 
 
+# What an effect did: the transaction (None if none), the amount credited (or None), and
+# the invoice's row after it if the effect has it (else it is read for the answer).
+Effect = tuple[TransactionOut | None, str | None, Any | None]
+
+
 @dataclass(frozen=True)
 class EventType:
     name: str
     body: type[WebhookBody]
-    effect: Callable[[Any], Awaitable[tuple[TransactionOut | None, str | None]]]
+    effect: Callable[[Any, Any], Awaitable[Effect]]  # (event, the row `read` read)
+    # Read, and locked, in the statement that claims the event id (app/http/replay.py).
+    read: Statement | None = None
 
 
-async def _paid(event: PaymentSucceededEvent) -> tuple[TransactionOut | None, str | None]:
+async def _paid(event: PaymentSucceededEvent, invoice: Any) -> Effect:
     """More than is due is paid as far as it is due and the rest credited to the payer;
     on a void invoice, all of it is credited: the provider has taken the money, so refusing
     it would leave the books disagreeing with the bank."""
-    return await credit.pay_crediting_the_excess(provider=True, new=ledger.NewTransaction(
+    done = await credit.pay_crediting_the_excess(provider=True, locked=invoice,
+                                                 new=ledger.NewTransaction(
         invoice_id=event.invoice_id, amount=event.amount_paid, kind="payment",
         payment_mode=event.payment_mode, reference=event.reference, source="webhook",
         event_id=event.id))
+    return done.transaction, done.credited, done.invoice
 
 
-async def _failed(event: PaymentFailedEvent) -> tuple[TransactionOut | None, str | None]:
+async def _failed(event: PaymentFailedEvent, _: Any) -> Effect:
     return await ledger.record_failed_attempt(
         invoice_id=event.invoice_id, amount=event.amount, payment_mode=event.payment_mode,
-        reference=event.reference, event_id=event.id), None
+        reference=event.reference, event_id=event.id), None, None
 
 
-async def _refunded(event: RefundEvent) -> tuple[TransactionOut | None, str | None]:
+async def _refunded(event: RefundEvent, _: Any) -> Effect:
     return await ledger.record_transaction(new=ledger.NewTransaction(
         invoice_id=event.invoice_id, amount=event.refunded_amount, kind="refund",
         payment_mode="provider", reference=event.reference, source="webhook",
-        event_id=event.id)), None
+        event_id=event.id)), None, None
 
 
-PAYMENT_SUCCEEDED = EventType("payment.succeeded", PaymentSucceededEvent, _paid)
+PAYMENT_SUCCEEDED = EventType("payment.succeeded", PaymentSucceededEvent, _paid,
+                              read=CLAIM_LOCKING_INVOICE)
 PAYMENT_FAILED = EventType("payment.failed", PaymentFailedEvent, _failed)
 REFUND = EventType("refund", RefundEvent, _refunded)
 
 
-async def apply(*, kind: EventType, event: WebhookBody) -> WebhookResult:
-    transaction, credited = await kind.effect(event)
+async def apply(*, kind: EventType, event: WebhookBody, read: Any = None) -> WebhookResult:
+    transaction, credited, invoice = await kind.effect(event, read)
     return WebhookResult(event_id=event.id, duplicate=False, transaction=transaction,
                          credited=credited,
-                         invoice=await get_invoice(invoice_id=event.invoice_id))
+                         invoice=invoice_out(invoice) if invoice is not None
+                         else await get_invoice(invoice_id=event.invoice_id))
