@@ -94,7 +94,7 @@ class RequestContextMiddleware:
                         cached = cached or key == b"cache-control"
                 if not cached:
                     out.append((b"cache-control", b"no-store"))
-                message = dict(message, headers=out)
+                message["headers"] = out  # a fresh dict from the response, ours to change
             elif method == "HEAD" and message["type"] == "http.response.body":
                 message = dict(message, body=b"")
             await send(message)

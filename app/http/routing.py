@@ -41,7 +41,8 @@ class AppRoute(APIRoute):
             # there is one (a unit of work that writes takes the primary regardless).
             reading_from_replica(request.method in ("GET", "HEAD"))
             try:
-                return await handler(ExactJSONRequest(request.scope, request.receive))
+                return await handler(request if self.media_types is None  # no body to read
+                                     else ExactJSONRequest(request.scope, request.receive))
             finally:
                 await release_connection()
 

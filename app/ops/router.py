@@ -29,7 +29,10 @@ class Health(BaseModel):
 @router.get("/health", response_model=Health, summary="Liveness (no database)")
 async def health() -> Response:
     """Answers while the process runs, without touching the database."""
-    return json_response(Health(status="ok"))
+    return Response(_OK, media_type="application/json")
+
+
+_OK = Health(status="ok").model_dump_json().encode()
 
 
 @router.get("/metrics", summary="Prometheus metrics (bearer METRICS_TOKEN when set)",
