@@ -601,12 +601,19 @@ def test_a_payment_racing_the_delete_of_its_endpoint_skips_it(
         receiver: Any) -> None:
     """The endpoint is deleted (not yet committed) while a payment fans its events out to
     it: the payment waits, then leaves the endpoint out (it failed with 23503, a 500)."""
+    import time
+
     import psycopg2
 
     inv = api.invoice(admin, alice, bob, amount="100000.00")
     for _ in range(ROUNDS):
         endpoint_id = _endpoint(api, admin, receiver.url)
         assert api.pay(admin, inv["id"], "1.00").status_code == 201  # one delivery to hold
+        deadline = time.monotonic() + 20  # sent: no worker will lock its endpoint again
+        while api.db.scalar("SELECT count(*) FROM deliveries WHERE endpoint_id = %s "
+                            "AND status <> 'delivered'", (endpoint_id,)):
+            assert time.monotonic() < deadline, "the delivery was never delivered"
+            time.sleep(0.05)
         holder = psycopg2.connect(api.database_url)
         try:
             with holder.cursor() as cur:  # holds the DELETE's cascade, after its own row
