@@ -89,20 +89,22 @@ def connections_per_process(port: int, pids: list[int]) -> list[int]:
 
 
 def worker_pids(parent: int) -> list[int]:
-    """A server's worker processes: the multiprocessing children of `parent`."""
+    """A server's worker processes: the multiprocessing (spawn) children of `parent`, or,
+    if it has none, its forked children (granian's workers)."""
     try:
         children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
     except OSError:
         return []
-    pids = []
+    spawned, forked = [], []
     for pid in map(int, children):
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
-        if b"spawn_main" in cmdline and b"resource_tracker" not in cmdline:
-            pids.append(pid)
-    return sorted(pids)
+        if b"resource_tracker" in cmdline:
+            continue
+        (spawned if b"spawn_main" in cmdline else forked).append(pid)
+    return sorted(spawned or forked)
 
 
 # -- the server under test -----------------------------------------------------------------
