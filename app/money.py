@@ -115,9 +115,10 @@ MAX_EXPONENT = max(CURRENCY_EXPONENTS.values())
 
 
 def format_minor(minor: int, currency: str) -> str:
-    exp = exponent(currency)
+    # String slicing, not divmod and a nested format spec: a list page formats 200 of
+    # these, and this is seven times faster (docs/PERFORMANCE.md).
+    exp = CURRENCY_EXPONENTS[currency]
     if exp == 0:
         return str(minor)
-    sign = "-" if minor < 0 else ""
-    whole, frac = divmod(abs(minor), 10**exp)
-    return f"{sign}{whole}.{frac:0{exp}d}"
+    digits = str(-minor if minor < 0 else minor).rjust(exp + 1, "0")
+    return ("-" if minor < 0 else "") + digits[:-exp] + "." + digits[-exp:]

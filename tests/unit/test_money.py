@@ -86,3 +86,16 @@ def test_the_currency_list_is_iso_4217_with_the_withdrawn_codes_kept() -> None:
 @given(minor=st.integers(1, MAX_MINOR_UNITS - 1), currency=st.sampled_from(sorted(ISO_4217)))
 def test_format_then_parse_gives_the_same_minor_units(minor: int, currency: str) -> None:
     assert to_minor(parse_amount(format_minor(minor, currency)), currency) == minor
+
+
+def test_format_minor_agrees_with_decimal_everywhere() -> None:
+    import random
+    from decimal import Decimal
+
+    rng = random.Random(7)
+    values = [0, 1, 9, 10, 99, 100, 101, -1, -10, -100, 10**15 - 1, -(10**15 - 1)]
+    values += [rng.randint(-10**16, 10**16) for _ in range(5000)]
+    for currency, exp in (("JPY", 0), ("INR", 2), ("KWD", 3)):
+        for minor in values:
+            expected = str(Decimal(minor).scaleb(-exp)) if exp else str(minor)
+            assert format_minor(minor, currency) == expected, (minor, currency)
