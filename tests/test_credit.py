@@ -192,3 +192,36 @@ def test_a_balance_past_the_largest_amount_is_refused(api: Api, admin: Account,
     assert_problem(grant(api, admin, alice, "0.01"), 409, "credit_balance_too_large")
     assert balance(api, admin, alice) == {"INR": "9999999999999.99"}
     assert_reconciles(api)
+
+
+def test_an_overpayment_the_balance_cannot_hold_moves_nothing(
+        api: Api, admin: Account, alice: Account, bob: Account) -> None:
+    """The excess would push the payer's balance past the largest amount: the whole payment
+    is refused (409) before anything is written, by the provider's event as by the API."""
+    assert grant(api, admin, alice, "9999999999999.99").status_code == 201
+    inv = api.invoice(admin, alice, bob, amount="10")
+    r = deliver(api, "payment/success", {"id": evt(), "invoice_id": inv["id"],
+                                          "amount_paid": "12"})
+    assert_problem(r, 409, "credit_balance_too_large")
+    r = api.client.post("/invoice-transactions", headers=admin.headers, json={
+        "invoice_id": inv["id"], "amount": "12", "payment_mode": "upi",
+        "overpayment": "credit"})
+    assert_problem(r, 409, "credit_balance_too_large")
+    after = api.client.get(f"/invoices/{inv['id']}", headers=admin.headers).json()
+    assert after["amount_recovered"] == "0.00" and after["status"] == "pending"
+    assert api.db.scalar("SELECT count(*) FROM invoice_transactions") == 0
+    assert balance(api, admin, alice) == {"INR": "9999999999999.99"}
+    assert_reconciles(api)
+
+
+def test_a_refund_marked_overpayment_credit_without_a_key_is_a_refund(
+        api: Api, admin: Account, alice: Account, bob: Account) -> None:
+    """`overpayment` only means something for a payment; a refund sent with it (and no
+    Idempotency-Key) is recorded like any refund."""
+    inv = api.invoice(admin, alice, bob, amount="10")
+    assert api.pay(admin, inv["id"], "10").status_code == 201
+    r = api.client.post("/invoice-transactions", headers=admin.headers, json={
+        "invoice_id": inv["id"], "amount": "4", "payment_mode": "upi", "kind": "refund",
+        "overpayment": "credit"})
+    assert r.status_code == 201, r.text
+    assert r.json()["kind"] == "refund" and r.json()["amount"] == "4.00"

@@ -668,3 +668,35 @@ def test_recording_a_batch_races_the_delete_of_its_endpoint(
         deleting.join(30)
         assert deleted and deleted[0][0].status_code == 204, deleted
         assert deleted[0][1] - released < 0.8, "the DELETE waited for a deadlock to be broken"
+
+
+def test_a_provider_payment_racing_a_change_of_payer_is_recorded(
+        api: Api, racer: str, admin: Account, alice: Account, bob: Account) -> None:
+    """The invoice's payer changes (not yet committed) while a provider payment waits for
+    the invoice's lock: the payment is recorded against the invoice as it now is. (With the
+    parties joined under the lock, the re-checked row failed the join and the event was
+    answered, and kept, as 404 invoice_not_found.)"""
+    import psycopg2
+
+    carol, dave = api.user(name="carol"), api.user(name="dave")
+    for n in range(ROUNDS):
+        inv = api.invoice(admin, alice, bob, amount="100")
+        holder = psycopg2.connect(api.database_url)
+        try:
+            with holder.cursor() as cur:
+                cur.execute("UPDATE invoices SET payer_id = %s WHERE id = %s",
+                            ((carol if n % 2 == 0 else dave).id, inv["id"]))
+            body, headers = signed({"id": evt(), "invoice_id": inv["id"], "amount_paid": "30"})
+            with ThreadPoolExecutor(1) as pool:
+                sent = pool.submit(httpx.post, f"{racer}/webhooks/payment/success",
+                                   content=body, headers=headers, timeout=30)
+                _waiting(api, "WITH claim AS%", 1)
+                holder.commit()
+                r = sent.result(30)
+        finally:
+            holder.close()
+        assert r.status_code == 200, r.text
+        assert r.json()["invoice"]["amount_recovered"] == "30.00"
+        assert r.json()["invoice"] == api.client.get(
+            f"/invoices/{inv['id']}", headers=admin.headers).json()
+    assert_reconciles(api)

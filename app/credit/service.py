@@ -68,16 +68,21 @@ async def grant(*, user_id: uuid.UUID, data: CreditGrant) -> CreditEntryOut:
     return credit_entry_out(row)
 
 
-async def _add(*, user_id: uuid.UUID, currency: str, amount: int, source: str,
-               invoice_id: uuid.UUID | None = None, transaction_id: uuid.UUID | None = None,
-               reason: str | None = None) -> Any:
-    # Checked under the balance row's lock, before any write: past the largest amount the
-    # database's CHECK would refuse it in the middle of the transaction.
+async def _check_room(*, user_id: uuid.UUID, currency: str, amount: int) -> None:
+    """Checked under the balance row's lock (kept until the transaction ends), before any
+    write: past the largest amount the database's CHECK would refuse it in the middle of
+    the transaction."""
     held = await queries.locked_balance(user_id, currency)
     if held + amount > LARGEST_BALANCE:
         raise CreditBalanceTooLarge(
             f"the balance would be {format_minor(held + amount, currency)} {currency}, more "
             "than the largest amount this service keeps")
+
+
+async def _add(*, user_id: uuid.UUID, currency: str, amount: int, source: str,
+               invoice_id: uuid.UUID | None = None, transaction_id: uuid.UUID | None = None,
+               reason: str | None = None) -> Any:
+    await _check_room(user_id=user_id, currency=currency, amount=amount)
     row = await queries.add({
         "id": uuid.uuid4(), "user_id": user_id, "currency": currency, "amount": amount,
         "source": source, "invoice_id": invoice_id, "transaction_id": transaction_id,
@@ -144,6 +149,8 @@ async def pay_crediting_the_excess(*, new: ledger.NewTransaction, provider: bool
         raise ledger.AmountExceedsDue("nothing is due on this invoice; grant credit with "
                                       "POST /users/{id}/credit instead")
     paid_minor, excess = min(total, due), max(total - due, 0)
+    if excess > 0:  # refused before the payment is written, not after (nothing to undo)
+        await _check_room(user_id=invoice["payer_id"], currency=currency, amount=excess)
     paid, after = None, dict(invoice)
     if paid_minor > 0:
         recorded = await ledger.record(new=ledger.NewTransaction(**{

@@ -101,6 +101,7 @@ async def redeliver(event_seq: int, endpoint_id: uuid.UUID | None,
           ON (w.id = %s OR (%s::uuid IS NULL AND w.enabled
               AND (e.type = ANY (w.event_types) OR '*' = ANY (w.event_types))))
         WHERE e.seq = %s
+        FOR KEY SHARE OF w  -- an endpoint being deleted is waited for, then left out
         RETURNING endpoint_id
     """, (now, now, now, endpoint_id, endpoint_id, event_seq))).fetchall()
     return [row["endpoint_id"] for row in rows]

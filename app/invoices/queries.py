@@ -14,18 +14,25 @@ from app.db.connection import db
 from app.db.models import Invoice, InvoiceTransaction, User
 from app.db.sql import Statement, newest_first
 
+
 # An invoice with its parties' names. Written out: it is the whole of GET /invoices/{id}
 # and of every list page (docs/PERFORMANCE.md, "GET /invoices/{id}" and "list" scenarios).
-SELECT_INVOICE = """
+def select_invoice(source: str = "invoices i", join: str = "JOIN") -> str:
+    """SELECT_INVOICE over another `source` of invoice rows named `i` (a locking subquery,
+    say), joined to its parties with `join`."""
+    return f"""
 SELECT i.id, i.payer_id, i.receiver_id, i.amount, i.currency, i.description, i.due_date,
        i.status, i.amount_recovered, i.amount_refunded, i.created_at, i.updated_at,
        i.voided_at,
        p.username AS payer_username, p.email AS payer_email,
        r.username AS receiver_username, r.email AS receiver_email
-FROM invoices i
-JOIN users p ON p.id = i.payer_id
-JOIN users r ON r.id = i.receiver_id
+FROM {source}
+{join} users p ON p.id = i.payer_id
+{join} users r ON r.id = i.receiver_id
 """
+
+
+SELECT_INVOICE = select_invoice()
 _ONE = Statement(SELECT_INVOICE + " WHERE i.id = :id")
 # The same read with the caller's token check (app/auth/queries.py) in one round trip: no
 # row if the token no longer counts; the invoice's columns are NULL if there is no such

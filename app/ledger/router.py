@@ -40,7 +40,8 @@ async def create_transaction(body: TransactionCreate, claims: Caller,
         invoice_id=body.invoice_id, amount=body.amount, kind=body.kind,
         payment_mode=body.payment_mode, payment_date=body.payment_date,
         reference=body.reference)
-    if idempotency_key is None and body.overpayment != "credit":
+    crediting = body.overpayment == "credit" and body.kind == "payment"
+    if idempotency_key is None and not crediting:
         # The one write outside a transaction (app/db/transaction.py): alone, the ledger
         # statement commits by itself, so the invoice's row lock lasts one round trip, not
         # three (BEGIN, statement, COMMIT). On one busy invoice that is the whole limit
@@ -49,7 +50,7 @@ async def create_transaction(body: TransactionCreate, claims: Caller,
         return json_response(await autocommit(
             lambda: service.record_transaction(new=new, admin=claims)), status=201)
     admin = await admin_principal(claims)
-    if body.overpayment == "credit" and body.kind == "payment":
+    if crediting:
         async def pay_and_credit() -> CreditedTransactionOut:
             done = await credit.pay_crediting_the_excess(new=new)
             assert done.transaction is not None  # refused, before any write, if none due

@@ -74,7 +74,9 @@ REFUND = EventType("refund", RefundEvent, _refunded)
 
 async def apply(*, kind: EventType, event: WebhookBody, read: Any = None) -> WebhookResult:
     transaction, credited, invoice = await kind.effect(event, read)
+    complete = invoice is not None and invoice["payer_username"] is not None \
+        and invoice["receiver_username"] is not None
     return WebhookResult(event_id=event.id, duplicate=False, transaction=transaction,
                          credited=credited,
-                         invoice=invoice_out(invoice) if invoice is not None
+                         invoice=invoice_out(invoice) if complete
                          else await get_invoice(invoice_id=event.invoice_id))
