@@ -28,6 +28,7 @@ import signal
 import socket
 import sys
 import time
+from dataclasses import dataclass
 from multiprocessing.context import SpawnProcess
 from typing import Any
 
@@ -37,10 +38,14 @@ log = logging.getLogger("app.serving")
 
 # Sockets a worker takes from one message; the parent sends one at a time.
 _MAX_FDS = 16
-# What a worker sends the parent once its app has started. One that exits before saying
-# so failed to start (no database, a bad setting): starting it again would only fail
-# again, so the whole server stops.
+# What a worker sends the parent once its app has started. If no worker ever says so and
+# one exits, the app cannot start (no database, a bad setting): the whole server stops.
+# A worker that dies later is replaced, after a pause that doubles while they keep dying.
 _READY = b"r"
+_FIRST_RESTART_DELAY = 0.5
+_LAST_RESTART_DELAY = 30.0
+# How long the parent waits for a busy worker's channel when every channel is full.
+_HANDOFF_SECONDS = 5.0
 # How long the workers get to finish their requests when the server stops.
 _STOP_SECONDS = 30.0
 
@@ -58,7 +63,11 @@ class DealtServer(uvicorn.Server):
         if self.should_exit:
             return
         loop = asyncio.get_running_loop()
-        self.channel.sendall(_READY)
+        try:
+            self.channel.sendall(_READY)
+        except OSError:  # the parent is gone, or stopping: nothing will come
+            self.should_exit = True
+            return
         self.channel.setblocking(False)
         loop.add_reader(self.channel.fileno(), self._take, loop)
 
@@ -96,72 +105,99 @@ class DealtServer(uvicorn.Server):
 
 
 def _worker(config_kwargs: dict[str, Any], channel: socket.socket) -> None:
+    # Ctrl-C reaches every process of the group: uvicorn's own handler still shuts the
+    # worker down gracefully, and re-raising the signal afterwards (as uvicorn does) then
+    # ends it quietly instead of with a KeyboardInterrupt traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     config = uvicorn.Config(**config_kwargs)
     DealtServer(config, channel).run()
 
 
+@dataclass
+class Worker:
+    process: SpawnProcess
+    channel: socket.socket
+    ready: bool = False  # it said its app has started
+
+
 class Dealer:
-    """The parent: accepts, deals connections round-robin, restarts a worker that died."""
+    """The parent: accepts, deals connections round-robin to the workers that have started,
+    replaces a worker that died."""
 
     def __init__(self, config_kwargs: dict[str, Any], workers: int,
                  listener: socket.socket) -> None:
         self.config_kwargs = config_kwargs
         self.listener = listener
         self.context = multiprocessing.get_context("spawn")
-        self.workers: list[tuple[SpawnProcess, socket.socket]] = []
-        self.ready: set[int] = set()  # pids of the workers that said they started
+        self.workers = [self._start() for _ in range(workers)]
         self.next = 0
         self.stopping = False
         self.failed = False
-        for _ in range(workers):
-            self.workers.append(self._start())
+        self.restart_delay = _FIRST_RESTART_DELAY
+        self.restart_at = 0.0
 
-    def _start(self) -> tuple[SpawnProcess, socket.socket]:
+    def _start(self) -> Worker:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         process = self.context.Process(target=_worker, args=(self.config_kwargs, theirs),
                                        name="payment-app-worker")
         process.start()
         theirs.close()
         ours.setblocking(False)
-        return process, ours
+        return Worker(process, ours)
 
     def _heard(self) -> None:
         """Note which workers said they have started."""
-        for process, channel in self.workers:
+        for worker in self.workers:
+            if worker.ready:
+                continue
             try:
-                if channel.recv(16).startswith(_READY):
-                    self.ready.add(process.pid or 0)
+                worker.ready = worker.channel.recv(16).startswith(_READY)
             except (BlockingIOError, InterruptedError, OSError):
                 pass
 
     def _deal(self, connection: socket.socket) -> None:
-        for _ in range(len(self.workers)):
-            _, channel = self.workers[self.next]
-            self.next = (self.next + 1) % len(self.workers)
+        """To the next started worker whose channel has room; if every one is full, wait
+        for the next one's (the backlog keeps the connections not yet accepted)."""
+        self._heard()
+        ready = [w for w in self.workers if w.ready and w.process.is_alive()] or self.workers
+        for attempt in range(len(ready) + 1):
+            worker = ready[self.next % len(ready)]
+            self.next += 1
             try:
-                socket.send_fds(channel, [b"c"], [connection.fileno()])
+                if attempt == len(ready):  # all full: block on one, a while
+                    worker.channel.settimeout(_HANDOFF_SECONDS)
+                socket.send_fds(worker.channel, [b"c"], [connection.fileno()])
                 return
-            except OSError:  # that worker is gone; _check restarts it
+            except OSError:  # full, timed out, or the worker is gone (_check restarts it)
                 continue
-        log.warning("no worker could take a connection; it is closed")
+            finally:
+                worker.channel.setblocking(False)
+        log.warning("no worker took a connection within %s s; it is closed",
+                    _HANDOFF_SECONDS)
 
     def _check(self) -> None:
         self._heard()
-        for i, (process, channel) in enumerate(self.workers):
-            if process.is_alive() or self.stopping:
+        for i, worker in enumerate(self.workers):
+            if worker.process.is_alive() or self.stopping:
                 continue
-            channel.close()
-            if process.pid not in self.ready:
-                log.error("worker %s exited with %s while starting; stopping", process.pid,
-                          process.exitcode)
+            if time.monotonic() < self.restart_at:
+                continue  # backing off: a worker that keeps dying is not respawned hot
+            worker.channel.close()
+            if not worker.ready and not any(w.ready for w in self.workers):
+                log.error("worker %s exited with %s before the app started; stopping",
+                          worker.process.pid, worker.process.exitcode)
                 self.stopping = self.failed = True
                 return
-            log.warning("worker %s exited with %s; starting another", process.pid,
-                        process.exitcode)
+            log.warning("worker %s exited with %s; starting another", worker.process.pid,
+                        worker.process.exitcode)
             self.workers[i] = self._start()
+            self.restart_at = time.monotonic() + self.restart_delay
+            self.restart_delay = min(self.restart_delay * 2, _LAST_RESTART_DELAY)
+        if all(w.ready for w in self.workers):
+            self.restart_delay = _FIRST_RESTART_DELAY
 
     def run(self) -> bool:
-        """Until SIGINT or SIGTERM; False if a worker failed to start."""
+        """Until SIGINT or SIGTERM; False if the app failed to start."""
         def stop(signum: int, frame: Any) -> None:
             self.stopping = True
 
@@ -172,7 +208,7 @@ class Dealer:
         selector.register(self.listener, selectors.EVENT_READ)
         while not self.stopping:
             for _ in selector.select(timeout=0.5):
-                while True:
+                while not self.stopping:
                     try:
                         connection, _ = self.listener.accept()
                     except (BlockingIOError, InterruptedError):
@@ -186,15 +222,15 @@ class Dealer:
             self._check()
         selector.close()
         self.listener.close()
-        for _, channel in self.workers:
-            channel.close()  # each worker finishes its requests, then exits
+        for worker in self.workers:
+            worker.channel.close()  # each worker finishes its requests, then exits
         deadline = time.monotonic() + _STOP_SECONDS
-        for process, _ in self.workers:
-            process.join(max(0.0, deadline - time.monotonic()))
-            if process.is_alive() and process.pid is not None:
+        for worker in self.workers:
+            worker.process.join(max(0.0, deadline - time.monotonic()))
+            if worker.process.is_alive() and worker.process.pid is not None:
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(process.pid, signal.SIGKILL)
-                process.join()
+                    os.kill(worker.process.pid, signal.SIGKILL)
+                worker.process.join()
         return not self.failed
 
 

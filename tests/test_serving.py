@@ -20,18 +20,21 @@ def _serve(database_url: str, log: Path, *args: str) -> tuple[subprocess.Popen, 
     port = free_port()
     proc = subprocess.Popen([*args, "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT,
                             env=app_env(database_url), stdout=log.open("wb"),
-                            stderr=subprocess.STDOUT)
+                            stderr=subprocess.STDOUT, start_new_session=True)
     return proc, port
 
 
-def _wait(port: int, proc: subprocess.Popen, workers: int, log: Path) -> list[int]:
+def _wait(port: int, proc: subprocess.Popen, workers: int, log: Path,
+          started: int) -> list[int]:
+    """The worker pids, once `started` workers have logged that their app is ready (the
+    parent deals connections only to those)."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         assert proc.poll() is None, log.read_text()
         pids = worker_pids(proc.pid)
         try:
-            if len(pids) == workers and httpx.get(
-                    f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
+            if len(pids) == workers and log.read_text().count('"ready"') >= started and \
+                    httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
                 return pids
         except httpx.HTTPError:
             pass
@@ -52,7 +55,7 @@ def test_connections_are_dealt_evenly_and_a_dead_worker_is_replaced(
     proc, port = _serve(database_url, log, sys.executable, "-m", "app", "serve",
                         "--workers", "2")
     try:
-        pids = _wait(port, proc, 2, log)
+        pids = _wait(port, proc, 2, log, started=2)
         clients = _open(port, 16)
         assert connections_per_process(port, pids) == [8, 8]
         for c in clients:
@@ -63,7 +66,7 @@ def test_connections_are_dealt_evenly_and_a_dead_worker_is_replaced(
         while set(worker_pids(proc.pid)) in (set(pids), {pids[1]}):
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
-        pids = _wait(port, proc, 2, log)
+        pids = _wait(port, proc, 2, log, started=3)
         clients = _open(port, 6)  # all answered, by both workers
         assert connections_per_process(port, pids) == [3, 3]
         for c in clients:
@@ -81,4 +84,23 @@ def test_a_worker_that_cannot_start_stops_the_server(database_url: str,
     proc, _ = _serve(database_url, log, sys.executable, "-m", "app.serving",
                      "app.main:no_such_factory", "--workers", "2")
     assert proc.wait(60) == 1, log.read_text()
-    assert "while starting" in log.read_text()
+    assert "before the app started" in log.read_text()
+
+
+def test_ctrl_c_stops_every_process_quietly(database_url: str, tmp_path: Path) -> None:
+    """SIGINT to the whole process group, as a terminal's Ctrl-C sends it: the workers
+    finish and exit, the server exits 0, and nothing is logged as a failure."""
+    log = tmp_path / "serve.log"
+    proc, port = _serve(database_url, log, sys.executable, "-m", "app", "serve",
+                        "--workers", "2")
+    try:
+        _wait(port, proc, 2, log, started=2)
+        clients = _open(port, 4)
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        code = proc.wait(40)
+    for c in clients:
+        c.close()
+    text = log.read_text()
+    assert code == 0, text
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
