@@ -12,8 +12,10 @@ from pydantic import BaseModel
 from app.http.problems import PROBLEM_JSON
 
 # UUIDs, dates and UTC datetimes (with a Z, as app.http.fields.Timestamp writes them)
-# encode natively; key order is kept.
-_OPTIONS = orjson.OPT_UTC_Z
+# encode natively; key order is kept. A naive datetime counts as UTC, as Timestamp takes
+# it. (An aware one in another zone would keep its offset, where Timestamp converts it:
+# none reaches here, as the driver returns timestamptz in UTC.)
+_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
 
 
 def _encode_other(value: Any) -> str:

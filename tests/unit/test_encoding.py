@@ -34,6 +34,7 @@ def _row(**changes: object) -> dict:
     {"currency": "KWD", "amount": 1001, "amount_recovered": 0, "status": "pending"},
     {"created_at": datetime(2026, 1, 1, tzinfo=UTC)},  # no microseconds
     {"updated_at": datetime(1, 1, 1, tzinfo=UTC)},
+    {"created_at": datetime(2026, 5, 1, 12, 0, 0, 5)},  # naive: taken as UTC
     {"status": "void", "due_date": date(2020, 1, 1), "description": ""},
 ])
 def test_an_invoice_encodes_to_the_models_bytes(changes: dict) -> None:
