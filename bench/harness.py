@@ -82,10 +82,11 @@ def redacted(url: str) -> str:
 
 def render_pgbench(script: str, workdir: Path) -> Path:
     """bench/pgbench/<script> with the app's own SQL put in, so pgbench always runs what the
-    endpoint runs: `{{SELECT_INVOICE}}` is app/invoices/queries.py's SELECT_INVOICE, and a
-    block `{{RECORD_TRANSACTION ... }}` (or another statement of app/ledger/queries.py or
-    app/http/replay.py) is that statement with each parameter replaced by the expression
-    the block's line `name = <expression>` gives it."""
+    endpoint runs: `{{SELECT_INVOICE}}` is app/invoices/queries.py's SELECT_INVOICE,
+    `{{CALLER}}` the token check's CTE (its parameters pgbench variables), and a block
+    `{{RECORD_TRANSACTION ... }}` (or another statement named in `statements` below) is
+    that statement with each parameter replaced by the expression the block's line
+    `name = <expression>` gives it."""
     from app.auth.queries import CALLER
     from app.http import replay
     from app.invoices.queries import ONE_FOR_CALLER, SELECT_INVOICE
@@ -96,7 +97,7 @@ def render_pgbench(script: str, workdir: Path) -> Path:
                   "RECORD_PAYMENT_CHECKING_CALLER": ledger.RECORD_PAYMENT_CHECKING_CALLER,
                   "ONE_FOR_CALLER": ONE_FOR_CALLER,
                   "CLAIM_LOCKING_INVOICE": CLAIM_LOCKING_INVOICE,
-                  "REPLAY_CLAIM": replay.CLAIM, "REPLAY_STORE": replay.STORE}
+                  "REPLAY_STORE": replay.STORE}
     text = (BENCH / "pgbench" / script).read_text()
     text = text.replace("{{SELECT_INVOICE}}", SELECT_INVOICE.strip())
     text = text.replace("{{CALLER}}", CALLER)  # its :caller_* are pgbench variables
