@@ -10,9 +10,10 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
-from app.auth import service
+from app.auth import queries, service
 from app.auth.passwords import PasswordHasher
 from app.auth.tokens import TokenClaims, TokenCodec
+from app.db.guard import Guard, set_guard
 from app.db.models import User
 from app.errors import Forbidden, NotAuthenticated
 
@@ -59,11 +60,55 @@ async def _principal(request: Request, token: str | None) -> Principal:
     return Principal(user=await service.authenticate(claims=claims), claims=claims)
 
 
-async def _admin(request: Request, token: str | None) -> Principal:
-    caller = await _principal(request, token)
-    if not caller.is_admin:
-        raise Forbidden(service.ADMIN_NEEDED)
+@dataclass
+class Checked:
+    """The caller as its signed token says, whose account is checked by the request's first
+    SELECT (app/db/guard.py; before its first write or its answer, if it has no SELECT):
+    401 if the token no longer counts, 403 if the account may not do this."""
+
+    claims: TokenClaims
+    role: str | None = None  # once checked
+
+    @property
+    def id(self) -> uuid.UUID:
+        return self.claims.user_id
+
+
+def _guard(caller: Checked, *, allowed_user: uuid.UUID | None, refusal: str) -> None:
+    """Set the request's guard: an admin may, or the account `allowed_user`."""
+
+    def settle(result: tuple[bool, Any] | None) -> None:
+        if result is None:
+            raise NotAuthenticated(service.NO_LONGER_VALID)
+        allowed, role = result
+        if not allowed:
+            raise Forbidden(refusal)
+        caller.role = role
+
+    async def check_alone() -> None:
+        user = await service.authenticate(claims=caller.claims)
+        settle((user.role == "admin" or user.id == allowed_user, user.role))
+
+    set_guard(Guard(cte=queries.GUARD, params=queries.guard_params(caller.claims, allowed_user),
+                    settle=settle, check_alone=check_alone))
+
+
+async def _admin(request: Request, token: str | None) -> Checked:
+    caller = Checked(_claims(request, token))
+    _guard(caller, allowed_user=None, refusal=service.ADMIN_NEEDED)
     return caller
+
+
+async def _any_user(request: Request, token: str | None) -> Checked:
+    caller = Checked(_claims(request, token))
+    _guard(caller, allowed_user=caller.id, refusal=service.NO_LONGER_VALID)
+    return caller
+
+
+def only_admin_or_self(caller: Checked, user_id: uuid.UUID) -> None:
+    """Narrow a CheckedUser's guard, before the route's first statement: an admin, or the
+    account `user_id` itself."""
+    _guard(caller, allowed_user=user_id, refusal=OWN_ACCOUNT_ONLY)
 
 
 async def _optional(request: Request, token: str | None) -> Principal | None:
@@ -97,7 +142,9 @@ CurrentUser = Annotated[Principal, Depends(BearerToken(_principal))]
 # routes a round trip, or with admin_principal().
 Caller = Annotated[TokenClaims, Depends(BearerToken(_only_claims))]
 OptionalUser = Annotated[Principal | None, Depends(BearerToken(_optional))]
-AdminUser = Annotated[Principal, Depends(BearerToken(_admin))]
+# Checked by the request's first statement (app/db/guard.py), with no round trip of its own.
+AdminUser = Annotated[Checked, Depends(BearerToken(_admin))]
+CheckedUser = Annotated[Checked, Depends(BearerToken(_any_user))]
 
 
 async def admin_principal(claims: TokenClaims) -> Principal:
@@ -105,9 +152,12 @@ async def admin_principal(claims: TokenClaims) -> Principal:
     return Principal(user=await service.authenticate_admin(claims=claims), claims=claims)
 
 
+OWN_ACCOUNT_ONLY = "you may only see or change your own account"
+
+
 def ensure_admin_or_self(principal: Principal, user_id: uuid.UUID) -> None:
     if not principal.is_admin and principal.id != user_id:
-        raise Forbidden("you may only see or change your own account")
+        raise Forbidden(OWN_ACCOUNT_ONLY)
 
 
 def ensure_can_see_invoice(caller: Principal | tuple[uuid.UUID, str], payer_id: uuid.UUID,

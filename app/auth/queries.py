@@ -27,11 +27,14 @@ FROM users WHERE id = :user_id
 # request is one round trip, with revocation as immediate as above: the account behind the
 # token, while it is active and at the token's version, and the token not revoked. No row:
 # 401. Its parameters come from caller_params().
-def _caller(user_id: str, version: str, jti: str) -> str:
-    return f"""caller AS (
-    SELECT u.id, u.role FROM users u
+def _caller_select(user_id: str, version: str, jti: str) -> str:
+    return f"""SELECT u.id, u.role FROM users u
     WHERE u.id = {user_id} AND u.is_active AND u.token_version = {version}
-      AND NOT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = {jti}))"""
+      AND NOT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = {jti})"""
+
+
+def _caller(user_id: str, version: str, jti: str) -> str:
+    return f"caller AS (\n    {_caller_select(user_id, version, jti)})"
 
 
 CALLER = _caller(":caller_id", ":caller_version", ":caller_jti")
@@ -45,6 +48,17 @@ def with_caller(sql: str, params: tuple, claims: TokenClaims, *,
     return (f"WITH {_caller('%s', '%s', '%s')} SELECT caller.role AS caller_role, q.* "
             f"FROM caller LEFT JOIN LATERAL ({sql}) q ON true ORDER BY {order_by}",
             (claims.user_id, claims.version, claims.jti, *params))
+
+
+# The same check as a guard (app/db/guard.py) that the request's first SELECT carries, for
+# the routes that do not write it into their own statements: allowed for an admin, or for
+# the account whose id is the first parameter (none: admins only).
+GUARD = (f"SELECT caller.role = 'admin' OR caller.id = %s AS allowed, caller.role AS info "
+         f"FROM ({_caller_select('%s', '%s', '%s')}) caller")
+
+
+def guard_params(claims: TokenClaims, allowed_user: uuid.UUID | None) -> tuple:
+    return (allowed_user, claims.user_id, claims.version, claims.jti)
 
 
 def caller_params(claims: TokenClaims) -> dict[str, Any]:

@@ -4,7 +4,7 @@ import uuid
 
 from fastapi import Response
 
-from app.auth.deps import AdminUser, CurrentUser, ensure_admin_or_self
+from app.auth.deps import AdminUser, CheckedUser, only_admin_or_self
 from app.credit import service
 from app.credit.schemas import CreditApply, CreditBalances, CreditEntryOut, CreditGrant
 from app.http import idempotency
@@ -22,9 +22,9 @@ router = make_router(tags=["credit"])
 @router.get("/users/{user_id}/credit", response_model=CreditBalances,
             summary="A user's credit balances (admin or self)",
             responses=problems(ADMIN, {404: ["user_not_found"], 422: ["validation_error"]}))
-async def get_balances(user_id: uuid.UUID, viewer: CurrentUser) -> Response:
+async def get_balances(user_id: uuid.UUID, viewer: CheckedUser) -> Response:
     """One balance per currency that has any credit."""
-    ensure_admin_or_self(viewer, user_id)
+    only_admin_or_self(viewer, user_id)
     return json_response(await service.balances(user_id=user_id))
 
 
@@ -32,11 +32,11 @@ async def get_balances(user_id: uuid.UUID, viewer: CurrentUser) -> Response:
             summary="A user's credit ledger, newest first (admin or self)",
             responses=problems(ADMIN, {404: ["user_not_found"],
                                        422: ["validation_error", "invalid_cursor"]}))
-async def list_entries(user_id: uuid.UUID, viewer: CurrentUser, limit: Limit = DEFAULT_LIMIT,
+async def list_entries(user_id: uuid.UUID, viewer: CheckedUser, limit: Limit = DEFAULT_LIMIT,
                        cursor: Cursor = None) -> Response:
     """Every grant, overpayment, application (negative) and refund returned to credit; the
     balance is their sum."""
-    ensure_admin_or_self(viewer, user_id)
+    only_admin_or_self(viewer, user_id)
     return json_response(await service.entries(user_id=user_id, limit=limit, cursor=cursor))
 
 

@@ -26,6 +26,7 @@ from playhouse.pwasyncio import (
 
 from app.config import Settings
 from app.db.failures import connection_broken, database_unavailable, describe
+from app.db.guard import EXTRA_COLUMNS, carries, set_guard, take_guard, unwrap, wrap
 
 log = logging.getLogger("app.db")
 
@@ -145,6 +146,22 @@ class AppDatabase(AsyncPostgresqlDatabase):
         return AppConnection(conn)
 
     async def aexecute_sql(self, sql, params=None):
+        guard = take_guard()
+        if guard is not None:
+            if not carries(sql):
+                await guard.check_alone()
+            else:
+                try:
+                    cursor = await self._execute_sql(*wrap(sql, params, guard))
+                except Exception:
+                    set_guard(guard)  # not checked yet: a retry must still carry it
+                    raise
+                rows = unwrap(cursor._rows, guard)
+                return CursorAdapter(rows, description=cursor.description[:-EXTRA_COLUMNS]
+                                     if rows else [])
+        return await self._execute_sql(sql, params)
+
+    async def _execute_sql(self, sql, params):
         try:
             return await super().aexecute_sql(sql, params)
         except Exception as exc:

@@ -11,7 +11,9 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from app.db.connection import reading_from_replica
+from app.db.guard import set_guard, settle_pending
 from app.db.transaction import release_connection
+from app.errors import DomainError
 from app.http.jsonbody import ExactJSONRequest
 
 NOT_STARTED = ("the app's lifespan has not run, so it has no database: serve it with uvicorn, "
@@ -40,9 +42,19 @@ class AppRoute(APIRoute):
             # happened, before the answer is sent. A GET only reads: from the replica, if
             # there is one (a unit of work that writes takes the primary regardless).
             reading_from_replica(request.method in ("GET", "HEAD"))
+            set_guard(None)
             try:
-                return await handler(request if self.media_types is None  # no body to read
-                                     else ExactJSONRequest(request.scope, request.receive))
+                try:
+                    response = await handler(
+                        request if self.media_types is None  # no body to read
+                        else ExactJSONRequest(request.scope, request.receive))
+                except Exception as exc:
+                    # A token check no statement carried (app/db/guard.py) comes first:
+                    # a refused caller learns nothing from the route's own answer.
+                    await _settle_guard_before(exc)
+                    raise
+                await settle_pending()
+                return response
             finally:
                 await release_connection()
 
@@ -63,6 +75,13 @@ class AppRoute(APIRoute):
         raise HTTPException(415, f"this route takes a body as {' or '.join(self.media_types)}"
                                  f", not {media_type or 'one without a Content-Type'}: send "
                                  f"Content-Type: {self.media_types[-1]}")
+
+
+async def _settle_guard_before(exc: Exception) -> None:
+    try:
+        await settle_pending()
+    except DomainError as refused:
+        raise refused from exc
 
 
 def make_router(**kwargs: Any) -> APIRouter:

@@ -1,0 +1,103 @@
+"""A check that rides on the task's next SELECT instead of costing a round trip of its own.
+
+An authenticated request must check its token against the database (app/auth/deps.py) and
+then read or lock what it works on. The check is a `Guard`, set for the request's task:
+its next plain SELECT, whatever the route and whichever query builds it, runs as
+
+    WITH guard AS (<the check>)
+    SELECT q.*, guard.allowed AS guard_allowed, guard.info AS guard_info
+    FROM guard LEFT JOIN LATERAL (
+        SELECT s.*, row_number() OVER () AS guard_n FROM (<the SELECT>) s
+        WHERE guard.allowed) q ON true
+    ORDER BY q.guard_n
+
+one statement that checks, then reads. With no `guard` row, or one that is not `allowed`,
+the SELECT is never run (the nested loop has no outer row, or a false one-time filter), so
+it reads and locks nothing; `settle` is told and raises. Otherwise the SELECT's own rows come
+back in their own order, the three columns past its own are cut off, and no row of it means
+none at all.
+
+A statement that is not a plain SELECT (an INSERT, a WITH, one with comments in front) does
+not carry the check: the guard's `check_alone` runs first, as its own statement. So does a
+request that ends without any statement: the route class settles the guard before its
+answer counts (app/http/routing.py), so a check that fails wins over anything else.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+_DOLLAR = re.compile(r"\$(\d+)")
+# What the route class cuts off each row: guard_n, guard_allowed, guard_info.
+EXTRA_COLUMNS = 3
+
+
+@dataclass
+class Guard:
+    """`cte` is the body of `guard AS (...)` with %s parameters `params`; it yields at most
+    one row, with `allowed` (boolean) and `info` (any value, handed to `settle`).
+    `settle(row)` gets (allowed, info), or None when the check gave no row: it raises to
+    refuse. `check_alone()` does the whole check as statements of its own."""
+
+    cte: str
+    params: tuple
+    settle: Callable[[tuple[bool, Any] | None], None]
+    check_alone: Callable[[], Awaitable[None]]
+
+
+_pending: ContextVar[Guard | None] = ContextVar("pending_guard", default=None)
+
+
+def set_guard(guard: Guard | None) -> None:
+    _pending.set(guard)
+
+
+def take_guard() -> Guard | None:
+    """The task's unsettled guard, which is from now on the caller's to settle."""
+    guard = _pending.get()
+    if guard is not None:
+        _pending.set(None)
+    return guard
+
+
+async def settle_pending() -> None:
+    """Run the task's guard on its own if no statement has carried it."""
+    guard = take_guard()
+    if guard is not None:
+        await guard.check_alone()
+
+
+def carries(sql: str) -> bool:
+    return sql.lstrip()[:6].upper() == "SELECT"
+
+
+def wrap(sql: str, params: tuple | list | None, guard: Guard) -> tuple[str, tuple]:
+    """`sql` behind `guard`, in the parameter style `sql` is written in."""
+    params = tuple(params or ())
+    if "%s" in sql:  # peewee's style: numbered by position in the text
+        cte, ordered = guard.cte, (*guard.params, *params)
+    else:  # already numbered ($n): the guard's come after
+        start = max((int(n) for n in _DOLLAR.findall(sql)), default=0)
+        numbers = iter(range(start + 1, start + 1 + len(guard.params)))
+        cte = re.sub("%s", lambda _: f"${next(numbers)}", guard.cte)
+        ordered = (*params, *guard.params)
+    return (f"WITH guard AS ({cte}) "
+            f"SELECT q.*, guard.allowed AS guard_allowed, guard.info AS guard_info "
+            f"FROM guard LEFT JOIN LATERAL ("
+            f"SELECT s.*, row_number() OVER () AS guard_n FROM ({sql}) s "
+            f"WHERE guard.allowed) q ON true ORDER BY q.guard_n", ordered)
+
+
+def unwrap(records: list[Any], guard: Guard) -> list[Any]:
+    """The SELECT's own rows (each still holding the three extra columns at its end), once
+    `guard.settle` has accepted the check."""
+    if not records:
+        guard.settle(None)
+        return []
+    first = records[0]
+    guard.settle((first["guard_allowed"], first["guard_info"]))
+    return [] if first["guard_n"] is None else records

@@ -1,0 +1,196 @@
+"""The token check as a guard (app/db/guard.py): the request's first SELECT carries it, so
+an authenticated request spends no round trip on it, and a refused caller still reads,
+locks and changes nothing."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.auth.queries import _AUTHENTICATE as AUTHENTICATE
+from app.auth.queries import GUARD
+from app.config import Settings
+from app.db import connection
+from app.db.guard import Guard, wrap
+from app.main import create_app
+from tests.support import PASSWORD, Account, Api, Database, assert_problem, burst, ledger_sums
+
+pytestmark = pytest.mark.usefixtures("db")
+
+
+def _guard() -> Guard:
+    async def alone() -> None: ...
+
+    return Guard(cte="SELECT %s AS allowed, %s AS info", params=(True, "x"),
+                 settle=lambda _: None, check_alone=alone)
+
+
+def test_the_guard_takes_the_parameter_style_of_the_statement() -> None:
+    sql, params = wrap("SELECT a FROM t WHERE b = %s AND c = %s", (1, 2), _guard())
+    assert sql.startswith("WITH guard AS (SELECT %s AS allowed, %s AS info) ")
+    assert params == (True, "x", 1, 2)  # in the order of the text
+    sql, params = wrap("SELECT a FROM t WHERE b = $1 AND c = $2 OR d = $1", (1, 2), _guard())
+    assert sql.startswith("WITH guard AS (SELECT $3 AS allowed, $4 AS info) ")
+    assert params == (1, 2, True, "x")
+    sql, params = wrap("SELECT 1", None, _guard())
+    assert "$1 AS allowed, $2 AS info" in sql and params == (True, "x")
+
+
+@pytest.fixture
+def statements(database_url: str, db: Database, password_hash: str,
+               monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[TestClient, list[str]]]:
+    """The app in-process, each statement it sends to PostgreSQL recorded."""
+    sent: list[str] = []
+    original = connection.AppConnection._execute
+
+    async def recording(self, sql, params=None):
+        sent.append(sql)
+        return await original(self, sql, params)
+
+    monkeypatch.setattr(connection.AppConnection, "_execute", recording)
+    settings = Settings(database_url=database_url, app_env="test", secret_key="k" * 40,
+                        webhook_secret="w" * 40, migrate_on_start=False,
+                        argon2_memory_kib=1024, argon2_time_cost=1, deliver_in_process=False)
+    with TestClient(create_app(settings)) as client:
+        yield client, sent
+
+
+def _login(client: TestClient, db: Database, password_hash: str, role: str) -> tuple[str, dict]:
+    user_id, name = str(uuid.uuid4()), f"{role}_{uuid.uuid4().hex[:8]}"
+    db.rows("INSERT INTO users (id, username, email, password_hash, role) "
+            "VALUES (%s, %s, %s, %s, %s)", (user_id, name, f"{name}@example.com",
+                                            password_hash, role))
+    r = client.post("/login", data={"username": name, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    return user_id, {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def test_each_read_is_one_statement_that_checks_the_token(
+        statements: tuple[TestClient, list[str]], db: Database, password_hash: str) -> None:
+    client, sent = statements
+    _, admin = _login(client, db, password_hash, "admin")
+    user_id, user = _login(client, db, password_hash, "user")
+    payer_id, _ = _login(client, db, password_hash, "user")
+    r = client.post("/invoices", headers=admin, json={
+        "payer_id": payer_id, "receiver_id": user_id, "amount": "10.00", "description": "d"})
+    assert r.status_code == 201, r.text
+    invoice_id = r.json()["id"]
+    reads = [(admin, "/users"), (admin, f"/users/{user_id}"), (user, f"/users/{user_id}"),
+             (admin, f"/users/{user_id}/credit"), (user, f"/users/{user_id}/credit"),
+             (user, f"/users/{user_id}/credit/entries"), (admin, "/events"),
+             (admin, "/webhook-endpoints"), (admin, f"/invoice-transactions/invoice/{invoice_id}"),
+             (admin, f"/invoice-transactions/{uuid.uuid4()}"), (admin, f"/events/{10**9}")]
+    for headers, path in reads:
+        sent.clear()
+        r = client.get(path, headers=headers)
+        assert r.status_code in (200, 404), (path, r.text)
+        assert sent and sent[0].startswith("WITH guard AS ("), (path, sent)
+        # the whole token check rides on the route's own statements: none of its own
+        assert AUTHENTICATE.text not in sent, (path, sent)
+
+
+def test_a_write_checks_the_token_in_its_first_read(
+        statements: tuple[TestClient, list[str]], db: Database, password_hash: str) -> None:
+    client, sent = statements
+    _, admin = _login(client, db, password_hash, "admin")
+    payer_id, _ = _login(client, db, password_hash, "user")
+    receiver_id, _ = _login(client, db, password_hash, "user")
+    sent.clear()
+    r = client.post("/invoices", headers=admin, json={
+        "payer_id": payer_id, "receiver_id": receiver_id, "amount": "10.00", "description": "d"})
+    assert r.status_code == 201, r.text
+    first = next(sql for sql in sent if not sql.startswith(("BEGIN", "COMMIT")))
+    assert first.startswith("WITH guard AS (") and GUARD.split(" FROM ")[0][7:] in first
+    sent.clear()
+    r = client.post(f"/invoices/{r.json()['id']}/void", headers=admin)
+    assert r.status_code == 200, r.text
+    assert sent[0].startswith("WITH guard AS (")
+
+
+def test_a_refused_token_reads_locks_and_changes_nothing(api: Api, admin: Account,
+                                                         alice: Account, bob: Account) -> None:
+    inv = api.invoice(admin, alice, bob)
+    gone = api.user("admin")
+    assert api.client.post("/logout", headers=gone.headers).status_code in (200, 204)
+    for method, path, body in [
+            ("GET", "/events", None), ("GET", f"/users/{alice.id}", None),
+            ("GET", f"/users/{alice.id}/credit", None),
+            ("POST", f"/invoices/{inv['id']}/void", None),
+            ("DELETE", f"/invoices/{inv['id']}", None),
+            ("PATCH", f"/invoices/{inv['id']}", {"amount": "1.00"}),
+            ("POST", "/webhook-endpoints", {"url": "https://example.com/hook"}),
+            ("POST", f"/users/{alice.id}/credit", {"amount": "5.00", "currency": "INR"}),
+            ("DELETE", f"/users/{bob.id}", None),
+            ("GET", f"/events/{10**9}", None),  # 401, not 404
+            ("PATCH", f"/invoices/{uuid.uuid4()}", {"amount": "-1"}),  # 401, not 422 or 404
+    ]:
+        r = api.client.request(method, path, headers=gone.headers, json=body)
+        assert_problem(r, 401, "not_authenticated")
+    row = api.db.one("SELECT amount, voided_at FROM invoices WHERE id = %s", (inv["id"],))
+    assert row == {"amount": 100000, "voided_at": None}
+    assert api.db.scalar("SELECT count(*) FROM webhook_endpoints") == 0
+    assert api.db.scalar("SELECT count(*) FROM credit_entries") == 0
+    assert api.db.scalar("SELECT is_active FROM users WHERE id = %s", (bob.id,))
+
+
+def test_admin_or_self_is_decided_before_anything_is_looked_up(api: Api, admin: Account,
+                                                              alice: Account,
+                                                              bob: Account) -> None:
+    for path in (f"/users/{bob.id}", f"/users/{bob.id}/credit",
+                 f"/users/{bob.id}/credit/entries", f"/users/{uuid.uuid4()}",
+                 f"/users/{uuid.uuid4()}/credit"):
+        assert_problem(api.client.get(path, headers=alice.headers), 403, "forbidden")
+    for path in (f"/users/{alice.id}", f"/users/{alice.id}/credit",
+                 f"/users/{alice.id}/credit/entries"):
+        assert api.client.get(path, headers=alice.headers).status_code == 200
+        assert api.client.get(path, headers=admin.headers).status_code == 200
+    assert_problem(api.client.get(f"/users/{uuid.uuid4()}", headers=admin.headers), 404)
+    assert_problem(api.client.get("/events", headers=alice.headers), 403, "forbidden")
+    assert_problem(api.client.patch(f"/invoices/{uuid.uuid4()}", headers=alice.headers,
+                                    json={"amount": "-1"}), 403, "forbidden")  # not 422
+    assert_problem(api.client.post(f"/users/{bob.id}/credit", headers=alice.headers,
+                                   json={"amount": "5.00", "currency": "INR"}), 403)
+
+
+def test_logout_stops_guarded_writes_at_once_on_every_worker(api: Api, two_workers,
+                                                             alice: Account,
+                                                             bob: Account) -> None:
+    """Each round: a fresh admin logs out, then at once, through two workers, 8 voids, 8
+    credit grants and 8 reads with its token: every one is 401, and nothing happened."""
+    for _ in range(5):
+        admin = api.user("admin")
+        inv = api.invoice(admin, alice, bob)
+        assert api.client.post("/logout", headers=admin.headers).status_code in (200, 204)
+        requests = [("POST", f"/invoices/{inv['id']}/void", admin.headers, None),
+                    ("POST", f"/users/{alice.id}/credit", admin.headers,
+                     {"amount": "1.00", "currency": "INR"}),
+                    ("GET", "/events", admin.headers, None)] * 8
+        codes = [r.status_code for r in burst(two_workers.url, requests)]
+        assert codes == [401] * len(requests), codes
+        assert api.db.scalar("SELECT voided_at FROM invoices WHERE id = %s",
+                             (inv["id"],)) is None
+        assert ledger_sums(api, inv["id"]) == (0, 0, 0)
+    assert api.db.scalar("SELECT count(*) FROM credit_entries") == 0
+
+
+def test_a_refused_caller_waits_for_no_lock(api: Api, admin: Account, alice: Account,
+                                            bob: Account, database_url: str) -> None:
+    """The route's first read locks the invoice (FOR UPDATE); a caller the guard refuses
+    never runs it, so it is answered at once while someone else holds that lock."""
+    inv = api.invoice(admin, alice, bob)
+    gone = api.user("admin")
+    assert api.client.post("/logout", headers=gone.headers).status_code in (200, 204)
+    holder = Database(database_url)
+    try:
+        holder.conn.autocommit = False
+        holder.rows("SELECT id FROM invoices WHERE id = %s FOR UPDATE", (inv["id"],))
+        for who, status in ((alice, 403), (gone, 401)):
+            r = api.client.post(f"/invoices/{inv['id']}/void", headers=who.headers,
+                                timeout=5)
+            assert_problem(r, status)
+    finally:
+        holder.conn.rollback()
+        holder.conn.close()
