@@ -194,3 +194,31 @@ def test_a_refused_caller_waits_for_no_lock(api: Api, admin: Account, alice: Acc
     finally:
         holder.conn.rollback()
         holder.conn.close()
+
+
+def test_a_refused_token_causes_no_lookup_of_an_endpoint_host(
+        statements: tuple[TestClient, list[str]], db: Database, password_hash: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An endpoint's URL is resolved (DNS) before anything is written: only once the
+    caller has been checked."""
+    from app.events import endpoints
+
+    client, _ = statements
+    looked_up: list[str] = []
+
+    async def check(url: str, *, allow_private: bool) -> None:
+        looked_up.append(url)
+
+    monkeypatch.setattr(endpoints, "check", check)
+    _, admin = _login(client, db, password_hash, "admin")
+    _, user = _login(client, db, password_hash, "user")
+    body = {"url": "https://attacker.example/x", "event_types": ["*"]}
+    assert client.post("/webhook-endpoints", headers=user, json=body).status_code == 403
+    assert client.post("/logout", headers=admin).status_code in (200, 204)
+    assert client.post("/webhook-endpoints", headers=admin, json=body).status_code == 401
+    assert client.patch(f"/webhook-endpoints/{uuid.uuid4()}", headers=admin,
+                        json=body).status_code == 401
+    assert looked_up == []
+    _, admin = _login(client, db, password_hash, "admin")
+    assert client.post("/webhook-endpoints", headers=admin, json=body).status_code == 201
+    assert looked_up == [body["url"]]

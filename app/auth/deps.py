@@ -13,7 +13,7 @@ from fastapi.security import OAuth2PasswordBearer
 from app.auth import queries, service
 from app.auth.passwords import PasswordHasher
 from app.auth.tokens import TokenClaims, TokenCodec
-from app.db.guard import Guard, set_guard
+from app.db.guard import Guard, set_guard, settle_pending
 from app.db.models import User
 from app.errors import Forbidden, NotAuthenticated
 
@@ -103,6 +103,12 @@ async def _any_user(request: Request, token: str | None) -> Checked:
     caller = Checked(_claims(request, token))
     _guard(caller, allowed_user=caller.id, refusal=service.NO_LONGER_VALID)
     return caller
+
+
+async def check_now(caller: Checked) -> None:
+    """Settle `caller`'s guard now, before the route does something outside the database
+    (a DNS lookup) that a refused caller must not be able to cause."""
+    await settle_pending()
 
 
 def only_admin_or_self(caller: Checked, user_id: uuid.UUID) -> None:

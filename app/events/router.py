@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Path, Query, Response
 
-from app.auth.deps import AdminUser
+from app.auth.deps import AdminUser, check_now
 from app.db.transaction import transaction
 from app.events import endpoints, service
 from app.events.schemas import (
@@ -89,6 +89,7 @@ async def create_endpoint(body: EndpointCreate, admin: AdminUser,
                           settings: AppSettings) -> Response:
     """Events of `event_types` (or `["*"]`) are POSTed to `url`, signed per Standard
     Webhooks with `secret`, which is shown only here and on rotation."""
+    await check_now(admin)  # before the URL's host is looked up
     return json_response(await transaction(lambda: endpoints.create_endpoint(
         data=body, allow_private=settings.private_urls_allowed)), status=201)
 
@@ -117,6 +118,7 @@ async def get_endpoint(endpoint_id: uuid.UUID, admin: AdminUser) -> Response:
 async def update_endpoint(endpoint_id: uuid.UUID, body: EndpointUpdate, admin: AdminUser,
                           settings: AppSettings) -> Response:
     """`enabled: true` re-enables an endpoint that was disabled after failing."""
+    await check_now(admin)  # before the URL's host is looked up
     return json_response(await transaction(lambda: endpoints.update_endpoint(
         endpoint_id=endpoint_id, data=body, allow_private=settings.private_urls_allowed)))
 
