@@ -29,6 +29,7 @@ import re
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 _DOLLAR = re.compile(r"\$(\d+)")
@@ -78,18 +79,24 @@ def carries(sql: str) -> bool:
 def wrap(sql: str, params: tuple | list | None, guard: Guard) -> tuple[str, tuple]:
     """`sql` behind `guard`, in the parameter style `sql` is written in."""
     params = tuple(params or ())
-    if "%s" in sql:  # peewee's style: numbered by position in the text
-        cte, ordered = guard.cte, (*guard.params, *params)
+    text, guard_first = _wrapped(sql, guard.cte, len(guard.params))
+    return text, (*guard.params, *params) if guard_first else (*params, *guard.params)
+
+
+@lru_cache(maxsize=1024)  # a route's statements are the same few texts, request after request
+def _wrapped(sql: str, cte: str, n_params: int) -> tuple[str, bool]:
+    if "%s" in sql:  # peewee's style: numbered by position in the text, so the guard's first
+        guard_first = True
     else:  # already numbered ($n): the guard's come after
         start = max((int(n) for n in _DOLLAR.findall(sql)), default=0)
-        numbers = iter(range(start + 1, start + 1 + len(guard.params)))
-        cte = re.sub("%s", lambda _: f"${next(numbers)}", guard.cte)
-        ordered = (*params, *guard.params)
+        numbers = iter(range(start + 1, start + 1 + n_params))
+        cte = re.sub("%s", lambda _: f"${next(numbers)}", cte)
+        guard_first = False
     return (f"WITH guard AS ({cte}) "
             f"SELECT q.*, guard.allowed AS guard_allowed, guard.info AS guard_info "
             f"FROM guard LEFT JOIN LATERAL ("
             f"SELECT s.*, row_number() OVER () AS guard_n FROM ({sql}) s "
-            f"WHERE guard.allowed) q ON true ORDER BY q.guard_n", ordered)
+            f"WHERE guard.allowed) q ON true ORDER BY q.guard_n"), guard_first
 
 
 def unwrap(records: list[Any], guard: Guard) -> list[Any]:
