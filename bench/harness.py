@@ -14,6 +14,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import urlparse, urlunparse
 
 import httpx
@@ -80,27 +81,44 @@ def redacted(url: str) -> str:
     return urlunparse(parts)
 
 
+def _guarded(sql: str, names: list[str]) -> SimpleNamespace:
+    """`sql`, whose parameters are `names` in order, as the app sends it behind the guard of
+    an authenticated request: its text numbered ($n) and the names of all its parameters."""
+    from app.auth.queries import GUARD
+    from app.db.connection import numbered
+    from app.db.guard import wrapped_text
+
+    text, guard_first = wrapped_text(sql, GUARD, 4)
+    guard = ["allowed_user", "caller_id", "caller_version", "caller_jti"]
+    return SimpleNamespace(text=numbered(text),
+                           names=[*guard, *names] if guard_first else [*names, *guard])
+
+
 def render_pgbench(script: str, workdir: Path) -> Path:
     """bench/pgbench/<script> with the app's own SQL put in, so pgbench always runs what the
-    endpoint runs: `{{SELECT_INVOICE}}` is app/invoices/queries.py's SELECT_INVOICE,
-    `{{CALLER}}` the token check's CTE (its parameters pgbench variables), and a block
-    `{{RECORD_TRANSACTION ... }}` (or another statement named in `statements` below) is
-    that statement with each parameter replaced by the expression the block's line
-    `name = <expression>` gives it."""
-    from app.auth.queries import CALLER
+    endpoint runs: a block `{{RECORD_TRANSACTION ... }}` (or another statement named in
+    `statements` below) is that statement with each parameter replaced by the expression
+    the block's line `name = <expression>` gives it. The reads are sent as the guard sends
+    them (app/db/guard.py): the token check, then the route's SELECT."""
+    from app.db.sql import newest_first
     from app.http import replay
-    from app.invoices.queries import ONE_FOR_CALLER, SELECT_INVOICE
+    from app.invoices.queries import ONE, SELECT_INVOICE
     from app.ledger import queries as ledger
     from app.webhooks.queries import CLAIM_LOCKING_INVOICE
 
+    def page(after: bool) -> SimpleNamespace:  # as app/invoices/queries.py page() builds it
+        sql, _ = newest_first(SELECT_INVOICE, created="i.created_at", key="i.id", filters={},
+                              after=("after_created", "after_id") if after else None, limit=0)
+        return _guarded(sql, ["after_created", "after_id", "fetch"] if after else ["fetch"])
+
     statements = {"RECORD_TRANSACTION": ledger.RECORD_TRANSACTION,
                   "RECORD_PAYMENT_CHECKING_CALLER": ledger.RECORD_PAYMENT_CHECKING_CALLER,
-                  "ONE_FOR_CALLER": ONE_FOR_CALLER,
+                  "ONE": _guarded(ONE.text, ONE.names),
+                  "LIST_PAGE": page(after=False),
+                  "LIST_PAGE_AFTER": page(after=True),
                   "CLAIM_LOCKING_INVOICE": CLAIM_LOCKING_INVOICE,
                   "REPLAY_STORE": replay.STORE}
     text = (BENCH / "pgbench" / script).read_text()
-    text = text.replace("{{SELECT_INVOICE}}", SELECT_INVOICE.strip())
-    text = text.replace("{{CALLER}}", CALLER)  # its :caller_* are pgbench variables
 
     def fill(block: re.Match) -> str:
         statement = statements[block.group(1)]

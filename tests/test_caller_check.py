@@ -1,6 +1,7 @@
-"""The token check folded into a route's own statement (GET /invoices/{id}, a payment without
-an Idempotency-Key): every reason the separate check refused still refuses, with the same
-answer, and a refused payment moves nothing."""
+"""The token check folded into the request's own statement (GET /invoices/{id} and the list,
+behind the guard of app/db/guard.py; a payment without an Idempotency-Key, in the ledger
+statement): every reason the separate check refused still refuses, with the same answer, and
+a refused payment moves nothing."""
 
 from __future__ import annotations
 

@@ -126,6 +126,8 @@ def test_a_refused_token_reads_locks_and_changes_nothing(api: Api, admin: Accoun
             ("DELETE", f"/users/{bob.id}", None),
             ("GET", f"/events/{10**9}", None),  # 401, not 404
             ("PATCH", f"/invoices/{uuid.uuid4()}", {"amount": "-1"}),  # 401, not 422 or 404
+            ("GET", f"/invoices/{inv['id']}", None), ("GET", f"/invoices/{uuid.uuid4()}", None),
+            ("GET", "/invoices/not-an-id", None), ("GET", "/invoices?limit=0", None),
     ]:
         r = api.client.request(method, path, headers=gone.headers, json=body)
         assert_problem(r, 401, "not_authenticated")

@@ -144,8 +144,8 @@ class BearerToken(OAuth2PasswordBearer):
 
 CurrentUser = Annotated[Principal, Depends(BearerToken(_principal))]
 # The token only, signed by us and not expired: the route checks its account, with the
-# CALLER check in the route's own statement (app/auth/queries.py), which saves the hottest
-# routes a round trip, or with admin_principal().
+# CALLER check in its own statement (a payment without Idempotency-Key: the ledger
+# statement is not a SELECT a guard could ride on), or with admin_principal().
 Caller = Annotated[TokenClaims, Depends(BearerToken(_only_claims))]
 OptionalUser = Annotated[Principal | None, Depends(BearerToken(_optional))]
 # Checked by the request's first statement (app/db/guard.py), with no round trip of its own.
@@ -166,9 +166,8 @@ def ensure_admin_or_self(principal: Principal, user_id: uuid.UUID) -> None:
         raise Forbidden(OWN_ACCOUNT_ONLY)
 
 
-def ensure_can_see_invoice(caller: Principal | tuple[uuid.UUID, str], payer_id: uuid.UUID,
+def ensure_can_see_invoice(caller: Checked, payer_id: uuid.UUID,
                            receiver_id: uuid.UUID) -> None:
-    """`caller` is a Principal, or (id, role) from a statement's CALLER check."""
-    user_id, role = (caller.id, caller.user.role) if isinstance(caller, Principal) else caller
-    if role != "admin" and user_id not in (payer_id, receiver_id):
+    """For a caller already checked (its role known)."""
+    if caller.role != "admin" and caller.id not in (payer_id, receiver_id):
         raise Forbidden("only an admin, the payer or the receiver may see this invoice")

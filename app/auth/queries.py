@@ -40,16 +40,6 @@ def _caller(user_id: str, version: str, jti: str) -> str:
 CALLER = _caller(":caller_id", ":caller_version", ":caller_jti")
 
 
-def with_caller(sql: str, params: tuple, claims: TokenClaims, *,
-                order_by: str) -> tuple[str, tuple]:
-    """`sql` (%s parameters) behind the CALLER check, in one statement: its rows in
-    `order_by` order (its columns as `q.<name>`), each with `caller_role`; one row with
-    NULLs if it has none; no row at all if the token no longer counts."""
-    return (f"WITH {_caller('%s', '%s', '%s')} SELECT caller.role AS caller_role, q.* "
-            f"FROM caller LEFT JOIN LATERAL ({sql}) q ON true ORDER BY {order_by}",
-            (claims.user_id, claims.version, claims.jti, *params))
-
-
 # The same check as a guard (app/db/guard.py) that the request's first SELECT carries, for
 # the routes that do not write it into their own statements: allowed for an admin, or for
 # the account whose id is the first parameter (none: admins only).

@@ -40,7 +40,8 @@ NO_LONGER_VALID = "the access token is no longer valid; log in again"
 
 def read_token(*, token: str, tokens: TokenCodec) -> TokenClaims:
     """The token's claims if we signed it and it is current; its account is not checked
-    here (authenticate(), or the CALLER check in a route's own statement)."""
+    here (authenticate(), the guard a route's first SELECT carries, or the CALLER check in
+    the payment statement)."""
     claims = tokens.read(token)
     if claims is None:
         raise NotAuthenticated(UNREADABLE)

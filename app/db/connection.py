@@ -46,7 +46,7 @@ def reading_from_replica(on: bool) -> bool:
 
 
 @lru_cache(maxsize=512)
-def _numbered(sql: str) -> str:
+def numbered(sql: str) -> str:
     return AsyncPostgresqlConnection._translate_placeholders(sql)
 
 
@@ -63,7 +63,7 @@ class AppConnection(AsyncPostgresqlConnection):
 
     async def _execute(self, sql, params=None):
         if params:
-            sql = _numbered(sql)
+            sql = numbered(sql)
         if getattr(self.conn, "_con", True) is None:  # a pool proxy already detached
             raise asyncpg.InterfaceError("the connection was released back to the pool")
         records, status, _ = await self.conn._execute(sql, params or (), 0, None,

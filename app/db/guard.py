@@ -79,12 +79,12 @@ def carries(sql: str) -> bool:
 def wrap(sql: str, params: tuple | list | None, guard: Guard) -> tuple[str, tuple]:
     """`sql` behind `guard`, in the parameter style `sql` is written in."""
     params = tuple(params or ())
-    text, guard_first = _wrapped(sql, guard.cte, len(guard.params))
+    text, guard_first = wrapped_text(sql, guard.cte, len(guard.params))
     return text, (*guard.params, *params) if guard_first else (*params, *guard.params)
 
 
 @lru_cache(maxsize=1024)  # a route's statements are the same few texts, request after request
-def _wrapped(sql: str, cte: str, n_params: int) -> tuple[str, bool]:
+def wrapped_text(sql: str, cte: str, n_params: int) -> tuple[str, bool]:
     if "%s" in sql:  # peewee's style: numbered by position in the text, so the guard's first
         guard_first = True
     else:  # already numbered ($n): the guard's come after

@@ -8,8 +8,6 @@ from typing import Any
 
 from peewee import SQL, fn
 
-from app.auth.queries import CALLER, caller_params, with_caller
-from app.auth.tokens import TokenClaims
 from app.db.connection import db
 from app.db.models import Invoice, InvoiceTransaction, User
 from app.db.sql import Statement, newest_first
@@ -33,15 +31,8 @@ FROM {source}
 
 
 SELECT_INVOICE = select_invoice()
-_ONE = Statement(SELECT_INVOICE + " WHERE i.id = :id")
-# The same read with the caller's token check (app/auth/queries.py) in one round trip: no
-# row if the token no longer counts; the invoice's columns are NULL if there is no such
-# invoice.
-ONE_FOR_CALLER = Statement(f"""
-WITH {CALLER}
-SELECT caller.id AS caller_id, caller.role AS caller_role, invoice.*
-FROM caller LEFT JOIN LATERAL ({SELECT_INVOICE} WHERE i.id = :id) invoice ON true
-""")
+# The whole of GET /invoices/{id}; the caller's token check rides on it (app/db/guard.py).
+ONE = Statement(SELECT_INVOICE + " WHERE i.id = :id")
 
 # List filters (app/db/sql.newest_first), each taking today's date: overdue means due
 # before today, something still due, not void.
@@ -51,22 +42,14 @@ NOT_OVERDUE = ("NOT COALESCE(i.voided_at IS NULL AND i.amount_recovered < i.amou
 
 
 async def one(invoice_id: uuid.UUID) -> Any | None:
-    return (await db.aexecute_sql(_ONE.text, _ONE.params(id=invoice_id))).fetchone()
-
-
-async def one_for_caller(invoice_id: uuid.UUID, claims: TokenClaims) -> Any | None:
-    return (await db.aexecute_sql(ONE_FOR_CALLER.text, ONE_FOR_CALLER.params(
-        caller_params(claims), id=invoice_id))).fetchone()
+    return (await db.aexecute_sql(ONE.text, ONE.params(id=invoice_id))).fetchone()
 
 
 async def page(limit: int, after: tuple[datetime, uuid.UUID] | None,
-               filters: dict[str, Any], claims: TokenClaims) -> list[Any]:
-    """Newest first, `limit + 1` rows; `filters` maps column conditions to values. With the
-    caller's token check in the same statement (app/auth/queries.with_caller)."""
+               filters: dict[str, Any]) -> list[Any]:
+    """Newest first, `limit + 1` rows; `filters` maps column conditions to values."""
     sql, params = newest_first(SELECT_INVOICE, created="i.created_at", key="i.id",
                                filters=filters, after=after, limit=limit)
-    sql, params = with_caller(sql, params, claims,
-                              order_by="q.created_at DESC, q.id DESC")
     return (await db.aexecute_sql(sql, params)).fetchall()
 
 

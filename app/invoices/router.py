@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import Query, Response
 
-from app.auth.deps import AdminUser, Caller, ensure_can_see_invoice
+from app.auth.deps import AdminUser, CheckedUser, ensure_can_see_invoice
 from app.db.transaction import transaction
 from app.http import idempotency
 from app.http.deps import AppSettings
@@ -39,7 +39,7 @@ async def create_invoice(body: InvoiceCreate, admin: AdminUser,
 @router.get("", response_model=Page[InvoiceOut], summary="List invoices, newest first (admin)",
             responses=problems(ADMIN, {422: ["validation_error", "invalid_cursor"]}))
 async def list_invoices(
-    claims: Caller,
+    admin: AdminUser,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
     status: Annotated[InvoiceStatus | None, Query()] = None,
@@ -54,18 +54,16 @@ async def list_invoices(
     whether it is overdue."""
     return json_response(await service.list_invoices(
         limit=limit, cursor=cursor, status=status, payer_id=payer_id, receiver_id=receiver_id,
-        created_after=created_after, created_before=created_before, overdue=overdue,
-        claims=claims))
+        created_after=created_after, created_before=created_before, overdue=overdue))
 
 
 @router.get("/{invoice_id}", response_model=InvoiceOut,
             summary="One invoice (admin, its payer or its receiver)",
             responses=problems(ADMIN, {404: ["invoice_not_found"], 422: ["validation_error"]}))
-async def get_invoice(invoice_id: uuid.UUID, claims: Caller) -> Response:
+async def get_invoice(invoice_id: uuid.UUID, caller: CheckedUser) -> Response:
     """An admin, the payer or the receiver may read it."""
-    invoice, viewer = await service.get_invoice_for_caller(invoice_id=invoice_id,
-                                                            claims=claims)
-    ensure_can_see_invoice(viewer, invoice["payer_id"], invoice["receiver_id"])
+    invoice = await service.invoice_as_json(invoice_id=invoice_id)
+    ensure_can_see_invoice(caller, invoice["payer_id"], invoice["receiver_id"])
     return json_response(invoice)
 
 

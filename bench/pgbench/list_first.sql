@@ -1,8 +1,10 @@
--- GET /invoices?limit=50: app/invoices/queries.py page() without filters or cursor, i.e.
--- SELECT_INVOICE + ORDER BY + LIMIT limit + 1, behind the admin's token check
--- (app/auth/queries.py with_caller) as the API runs it.
-WITH {{CALLER}}
-SELECT caller.role AS caller_role, q.* FROM caller LEFT JOIN LATERAL (
-{{SELECT_INVOICE}}
-ORDER BY i.created_at DESC, i.id DESC LIMIT 51) q ON true
-ORDER BY q.created_at DESC, q.id DESC;
+-- GET /invoices?limit=50: app/invoices/queries.py page() without filters or cursor
+-- (SELECT_INVOICE ... ORDER BY ... LIMIT 51) as the app sends it, behind the admin's token
+-- check (app/db/guard.py).
+{{LIST_PAGE
+fetch = 51
+allowed_user = NULL::uuid
+caller_id = :caller_id::uuid
+caller_version = :caller_version::int
+caller_jti = :caller_jti::text
+}};
