@@ -4,9 +4,13 @@ locks and changes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 
+import asyncpg
+import peewee
+import psycopg2
 import pytest
 from fastapi.testclient import TestClient
 
@@ -37,6 +41,68 @@ def test_the_guard_takes_the_parameter_style_of_the_statement() -> None:
     assert params == (1, 2, True, "x")
     sql, params = wrap("SELECT 1", None, _guard())
     assert "$1 AS allowed, $2 AS info" in sql and params == (True, "x")
+
+
+def test_a_refused_guard_never_runs_the_select(db: Database) -> None:
+    """The SELECT divides by zero if it runs: behind a refusal it must not run at all, even
+    where PostgreSQL could pull it into the join (docs of app/db/guard.py)."""
+    async def alone() -> None: ...
+
+    def guard(cte: str, *params: object) -> Guard:
+        return Guard(cte=cte, params=params, settle=lambda _: None, check_alone=alone)
+
+    # (volatile, so that PostgreSQL cannot fold it while planning)
+    divide = ("SELECT 1 / (length(md5(random()::text || g)) - 32) AS x "
+              "FROM generate_series(1, 3) g WHERE %s")
+    # (known only when it runs, as a real check is: no constant PostgreSQL could fold)
+    for refused in (guard("SELECT count(*) > 10 AS allowed, 'x' AS info "
+                          "FROM generate_series(1, %s)", 3),
+                    guard("SELECT true AS allowed, 'x' AS info "
+                          "FROM generate_series(1, %s) g WHERE g > 10", 3)):
+        rows = db.rows(*wrap(divide, (True,), refused))
+        assert [(r["x"], r["guard_row"]) for r in rows] in ([], [(None, None)])
+    with pytest.raises(psycopg2.errors.DivisionByZero):
+        db.rows(*wrap(divide, (True,), guard("SELECT %s AS allowed, 'x' AS info", True)))
+
+
+def test_the_select_keeps_its_own_order(db: Database) -> None:
+    async def alone() -> None: ...
+
+    allowed = Guard(cte="SELECT %s AS allowed, 'x' AS info", params=(True,),
+                    settle=lambda _: None, check_alone=alone)
+    for sql in ("SELECT g FROM generate_series(1, %s) g ORDER BY g DESC",
+                "SELECT g FROM generate_series(1, %s) g ORDER BY md5(g::text)"):
+        rows = db.rows(*wrap(sql, (5000,), allowed))
+        assert [r["g"] for r in rows] == [r["g"] for r in db.rows(sql, (5000,))]
+
+
+def test_selects_of_every_shape_run_behind_the_guard(database_url: str) -> None:
+    """Each gives the same rows wrapped as sent alone, as the app's connection sends them
+    (numbered parameters; a statement without parameters was sent as written)."""
+    async def alone() -> None: ...
+
+    allowed = Guard(cte="SELECT %s::boolean AS allowed, 'x' AS info", params=(True,),
+                    settle=lambda _: None, check_alone=alone)
+    shapes = [("SELECT '100%' AS a, format('%s-x', 1) AS b", ()),
+              ("SELECT 1 AS a, 2 AS a", ()),  # the same name twice
+              ("SELECT g FROM generate_series(1, 3) g -- a comment at the end", ()),
+              ("SELECT g FROM generate_series(1, 3) g;", ()),
+              ("SELECT $1::int AS a UNION ALL SELECT $1 + 1 ORDER BY 1 DESC", (5,)),
+              ("SELECT %s::text AS a, 7 %% 4 AS b", ("p",))]
+
+    async def run() -> None:
+        conn = await asyncpg.connect(database_url)
+        try:
+            for sql, params in shapes:
+                sent = connection.numbered(sql) if params else sql
+                expected = [tuple(r) for r in await conn.fetch(sent, *params)]
+                text, ordered = wrap(sql, params, allowed)
+                rows = await conn.fetch(connection.numbered(text), *ordered)
+                assert [tuple(r)[:-3] for r in rows] == expected, sql
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
 
 
 @pytest.fixture
@@ -150,6 +216,9 @@ def test_admin_or_self_is_decided_before_anything_is_looked_up(api: Api, admin: 
         assert api.client.get(path, headers=alice.headers).status_code == 200
         assert api.client.get(path, headers=admin.headers).status_code == 200
     assert_problem(api.client.get(f"/users/{uuid.uuid4()}", headers=admin.headers), 404)
+    for path in (f"/users/{bob.id}/credit/entries?limit=0",  # 403, not 422
+                 f"/users/{uuid.uuid4()}/credit/entries?cursor=zzz"):
+        assert_problem(api.client.get(path, headers=alice.headers), 403, "forbidden")
     assert_problem(api.client.get("/events", headers=alice.headers), 403, "forbidden")
     assert_problem(api.client.patch(f"/invoices/{uuid.uuid4()}", headers=alice.headers,
                                     json={"amount": "-1"}), 403, "forbidden")  # not 422
@@ -224,3 +293,33 @@ def test_a_refused_token_causes_no_lookup_of_an_endpoint_host(
     _, admin = _login(client, db, password_hash, "admin")
     assert client.post("/webhook-endpoints", headers=admin, json=body).status_code == 201
     assert looked_up == [body["url"]]
+
+
+def test_a_check_that_fails_and_is_retried_still_refuses(
+        statements: tuple[TestClient, list[str]], db: Database, password_hash: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check runs alone when the first statement writes (an Idempotency-Key's claim).
+    If it fails with a deadlock, the unit of work is retried, and the retry must check
+    again: a logged-out admin's grant is refused, and nothing is written."""
+    from app.auth import service
+
+    client, _ = statements
+    _, admin = _login(client, db, password_hash, "admin")
+    alice_id, _ = _login(client, db, password_hash, "user")
+    assert client.post("/logout", headers=admin).status_code in (200, 204)
+    real, faults, checks = service.authenticate, [1], []
+
+    async def deadlocks_once(*, claims):
+        checks.append(claims.user_id)
+        if faults and faults.pop():
+            error = peewee.OperationalError("deadlock detected")
+            error.orig = asyncpg.exceptions.DeadlockDetectedError("deadlock detected")
+            raise error
+        return await real(claims=claims)
+
+    monkeypatch.setattr(service, "authenticate", deadlocks_once)
+    r = client.post(f"/users/{alice_id}/credit", headers={**admin, "Idempotency-Key": "k1"},
+                    json={"amount": "5.00", "currency": "INR", "reason": "retried"})
+    assert r.status_code == 401, r.text
+    assert len(checks) == 2  # the retry checked again
+    assert db.scalar("SELECT count(*) FROM credit_entries") == 0

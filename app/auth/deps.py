@@ -111,12 +111,6 @@ async def check_now(caller: Checked) -> None:
     await settle_pending()
 
 
-def only_admin_or_self(caller: Checked, user_id: uuid.UUID) -> None:
-    """Narrow a CheckedUser's guard, before the route's first statement: an admin, or the
-    account `user_id` itself."""
-    _guard(caller, allowed_user=user_id, refusal=OWN_ACCOUNT_ONLY)
-
-
 async def _optional(request: Request, token: str | None) -> Principal | None:
     """None when no token is sent; a sent token must still be valid."""
     if request.headers.get("authorization") is None:
@@ -151,6 +145,16 @@ OptionalUser = Annotated[Principal | None, Depends(BearerToken(_optional))]
 # Checked by the request's first statement (app/db/guard.py), with no round trip of its own.
 AdminUser = Annotated[Checked, Depends(BearerToken(_admin))]
 CheckedUser = Annotated[Checked, Depends(BearerToken(_any_user))]
+
+
+async def _admin_or_self(user_id: uuid.UUID, caller: CheckedUser) -> Checked:
+    _guard(caller, allowed_user=user_id, refusal=OWN_ACCOUNT_ONLY)
+    return caller
+
+
+# An admin, or the account whose id is the route's {user_id}: decided with the check, so
+# before anything else about the request (a stranger's bad ?limit is 403, not 422).
+AdminOrSelf = Annotated[Checked, Depends(_admin_or_self)]
 
 
 async def admin_principal(claims: TokenClaims) -> Principal:

@@ -4,7 +4,7 @@ import uuid
 
 from fastapi import Response
 
-from app.auth.deps import AdminUser, CheckedUser, only_admin_or_self
+from app.auth.deps import AdminOrSelf, AdminUser
 from app.credit import service
 from app.credit.schemas import CreditApply, CreditBalances, CreditEntryOut, CreditGrant
 from app.http import idempotency
@@ -22,9 +22,8 @@ router = make_router(tags=["credit"])
 @router.get("/users/{user_id}/credit", response_model=CreditBalances,
             summary="A user's credit balances (admin or self)",
             responses=problems(ADMIN, {404: ["user_not_found"], 422: ["validation_error"]}))
-async def get_balances(user_id: uuid.UUID, viewer: CheckedUser) -> Response:
+async def get_balances(user_id: uuid.UUID, viewer: AdminOrSelf) -> Response:
     """One balance per currency that has any credit."""
-    only_admin_or_self(viewer, user_id)
     return json_response(await service.balances(user_id=user_id))
 
 
@@ -32,11 +31,10 @@ async def get_balances(user_id: uuid.UUID, viewer: CheckedUser) -> Response:
             summary="A user's credit ledger, newest first (admin or self)",
             responses=problems(ADMIN, {404: ["user_not_found"],
                                        422: ["validation_error", "invalid_cursor"]}))
-async def list_entries(user_id: uuid.UUID, viewer: CheckedUser, limit: Limit = DEFAULT_LIMIT,
+async def list_entries(user_id: uuid.UUID, viewer: AdminOrSelf, limit: Limit = DEFAULT_LIMIT,
                        cursor: Cursor = None) -> Response:
     """Every grant, overpayment, application (negative) and refund returned to credit; the
     balance is their sum."""
-    only_admin_or_self(viewer, user_id)
     return json_response(await service.entries(user_id=user_id, limit=limit, cursor=cursor))
 
 

@@ -26,7 +26,15 @@ from playhouse.pwasyncio import (
 
 from app.config import Settings
 from app.db.failures import connection_broken, database_unavailable, describe
-from app.db.guard import EXTRA_COLUMNS, carries, set_guard, take_guard, unwrap, wrap
+from app.db.guard import (
+    EXTRA_COLUMNS,
+    carries,
+    run_alone,
+    set_guard,
+    take_guard,
+    unwrap,
+    wrap,
+)
 
 log = logging.getLogger("app.db")
 
@@ -149,11 +157,11 @@ class AppDatabase(AsyncPostgresqlDatabase):
         guard = take_guard()
         if guard is not None:
             if not carries(sql):
-                await guard.check_alone()
+                await run_alone(guard)
             else:
                 try:
                     cursor = await self._execute_sql(*wrap(sql, params, guard))
-                except Exception:
+                except BaseException:
                     set_guard(guard)  # not checked yet: a retry must still carry it
                     raise
                 rows = unwrap(cursor._rows, guard)

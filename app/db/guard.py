@@ -7,15 +7,18 @@ its next plain SELECT, whatever the route and whichever query builds it, runs as
     WITH guard AS (<the check>)
     SELECT q.*, guard.allowed AS guard_allowed, guard.info AS guard_info
     FROM guard LEFT JOIN LATERAL (
-        SELECT s.*, row_number() OVER () AS guard_n FROM (<the SELECT>) s
-        WHERE guard.allowed) q ON true
-    ORDER BY q.guard_n
+        SELECT s.*, true AS guard_row FROM (<the SELECT>) s
+        WHERE guard.allowed OFFSET 0) q ON true
 
 one statement that checks, then reads. With no `guard` row, or one that is not `allowed`,
-the SELECT is never run (the nested loop has no outer row, or a false one-time filter), so
-it reads and locks nothing; `settle` is told and raises. Otherwise the SELECT's own rows come
-back in their own order, the three columns past its own are cut off, and no row of it means
-none at all.
+the SELECT is never run: the nested loop has no outer row, or the subquery's one-time
+filter is false. (`OFFSET 0` keeps PostgreSQL from pulling the subquery up into the join,
+where `guard.allowed` would become a join filter tested after the SELECT had run: for a
+refused caller it would read, and lock, for nothing.) So it reads and locks nothing, and
+`settle` is told and raises. Otherwise the SELECT's own rows come back in its own order: the
+guard side is one row, and a lateral join is a nested loop, which returns the inner rows of
+that row as the inner plan yields them. The three columns past its own are cut off, and a
+`guard_row` that is NULL (the left join's empty side) means it had no row at all.
 
 A statement that is not a plain SELECT (an INSERT, a WITH, one with comments in front) does
 not carry the check: the guard's `check_alone` runs first, as its own statement. So does a
@@ -32,8 +35,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from app.errors import DomainError
+
 _DOLLAR = re.compile(r"\$(\d+)")
-# What the route class cuts off each row: guard_n, guard_allowed, guard_info.
+# What is cut off each row: guard_row, guard_allowed, guard_info.
 EXTRA_COLUMNS = 3
 
 
@@ -69,7 +74,20 @@ async def settle_pending() -> None:
     """Run the task's guard on its own if no statement has carried it."""
     guard = take_guard()
     if guard is not None:
+        await run_alone(guard)
+
+
+async def run_alone(guard: Guard) -> None:
+    """`guard.check_alone()`, its own statements carrying nothing. Unless it ends in a
+    verdict (accepted, or refused with a DomainError), the guard stands again: a unit of work
+    retried after a deadlock in the check must still be checked."""
+    try:
         await guard.check_alone()
+    except DomainError:
+        raise
+    except BaseException:
+        set_guard(guard)
+        raise
 
 
 def carries(sql: str) -> bool:
@@ -79,6 +97,8 @@ def carries(sql: str) -> bool:
 def wrap(sql: str, params: tuple | list | None, guard: Guard) -> tuple[str, tuple]:
     """`sql` behind `guard`, in the parameter style `sql` is written in."""
     params = tuple(params or ())
+    if not params:  # it was sent as written; now it has parameters, so % must be escaped
+        sql = sql.replace("%", "%%")
     text, guard_first = wrapped_text(sql, guard.cte, len(guard.params))
     return text, (*guard.params, *params) if guard_first else (*params, *guard.params)
 
@@ -95,8 +115,8 @@ def wrapped_text(sql: str, cte: str, n_params: int) -> tuple[str, bool]:
     return (f"WITH guard AS ({cte}) "
             f"SELECT q.*, guard.allowed AS guard_allowed, guard.info AS guard_info "
             f"FROM guard LEFT JOIN LATERAL ("
-            f"SELECT s.*, row_number() OVER () AS guard_n FROM ({sql}) s "
-            f"WHERE guard.allowed) q ON true ORDER BY q.guard_n"), guard_first
+            f"SELECT s.*, true AS guard_row FROM ({sql.rstrip().rstrip(';')}\n) s "
+            f"WHERE guard.allowed OFFSET 0) q ON true"), guard_first
 
 
 def unwrap(records: list[Any], guard: Guard) -> list[Any]:
@@ -107,4 +127,4 @@ def unwrap(records: list[Any], guard: Guard) -> list[Any]:
         return []
     first = records[0]
     guard.settle((first["guard_allowed"], first["guard_info"]))
-    return [] if first["guard_n"] is None else records
+    return [] if first["guard_row"] is None else records

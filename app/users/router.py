@@ -7,15 +7,14 @@ from fastapi import Response
 
 from app.auth import service as auth_service
 from app.auth.deps import (
+    AdminOrSelf,
     AdminUser,
-    CheckedUser,
     CurrentUser,
     Hasher,
     OptionalUser,
     Principal,
     Tokens,
     ensure_admin_or_self,
-    only_admin_or_self,
 )
 from app.db.transaction import transaction
 from app.errors import Forbidden, Invalid
@@ -60,9 +59,8 @@ async def list_users(admin: AdminUser, limit: Limit = DEFAULT_LIMIT,
 
 @router.get("/{user_id}", response_model=UserOut, summary="One user (admin or self)",
             responses=problems(ADMIN, {404: ["user_not_found"], 422: ["validation_error"]}))
-async def get_user(user_id: uuid.UUID, actor: CheckedUser) -> Response:
+async def get_user(user_id: uuid.UUID, actor: AdminOrSelf) -> Response:
     """An admin sees anyone; a user sees their own account."""
-    only_admin_or_self(actor, user_id)
     return json_response(await service.get_user(user_id=user_id))
 
 
