@@ -20,6 +20,9 @@ guard side is one row, and a lateral join is a nested loop, which returns the in
 that row as the inner plan yields them. The three columns past its own are cut off, and a
 `guard_row` that is NULL (the left join's empty side) means it had no row at all.
 
+What a SELECT must not do to be carried: name a column `guard_row`, `guard_allowed` or
+`guard_info`, or (in the `$n` style) write `$` and digits inside a string literal.
+
 A statement that is not a plain SELECT (an INSERT, a WITH, one with comments in front) does
 not carry the check: the guard's `check_alone` runs first, as its own statement. So does a
 request that ends without any statement: the route class settles the guard before its
