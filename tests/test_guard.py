@@ -295,31 +295,97 @@ def test_a_refused_token_causes_no_lookup_of_an_endpoint_host(
     assert looked_up == [body["url"]]
 
 
+def _deadlock() -> peewee.OperationalError:
+    error = peewee.OperationalError("deadlock detected")
+    error.orig = asyncpg.exceptions.DeadlockDetectedError("deadlock detected")
+    return error
+
+
 def test_a_check_that_fails_and_is_retried_still_refuses(
         statements: tuple[TestClient, list[str]], db: Database, password_hash: str,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """The check runs alone when the first statement writes (an Idempotency-Key's claim).
-    If it fails with a deadlock, the unit of work is retried, and the retry must check
-    again: a logged-out admin's grant is refused, and nothing is written."""
+    """When the statement carrying the check, or the check run alone, fails with a deadlock,
+    the unit of work is retried, and the retry must check again: a logged-out admin is
+    refused, and nothing is written."""
     from app.auth import service
 
-    client, _ = statements
+    client, sent = statements
     _, admin = _login(client, db, password_hash, "admin")
     alice_id, _ = _login(client, db, password_hash, "user")
+    r = client.post("/webhook-endpoints", headers=admin,
+                    json={"url": "http://127.0.0.1:9/", "event_types": ["*"]})
+    assert r.status_code == 201, r.text
+    endpoint_id, secret = r.json()["id"], r.json()["secret"]
     assert client.post("/logout", headers=admin).status_code in (200, 204)
-    real, faults, checks = service.authenticate, [1], []
 
-    async def deadlocks_once(*, claims):
-        checks.append(claims.user_id)
-        if faults and faults.pop():
-            error = peewee.OperationalError("deadlock detected")
-            error.orig = asyncpg.exceptions.DeadlockDetectedError("deadlock detected")
-            raise error
-        return await real(claims=claims)
+    # The Idempotency-Key's claim carries the check: it deadlocks once.
+    faults, original = [1], connection.AppDatabase._execute_sql
 
-    monkeypatch.setattr(service, "authenticate", deadlocks_once)
+    async def deadlocks_once(self, sql, params):
+        if "WITH guard AS" in sql and faults and faults.pop():
+            raise _deadlock()
+        return await original(self, sql, params)
+
+    monkeypatch.setattr(connection.AppDatabase, "_execute_sql", deadlocks_once)
+    sent.clear()
     r = client.post(f"/users/{alice_id}/credit", headers={**admin, "Idempotency-Key": "k1"},
                     json={"amount": "5.00", "currency": "INR", "reason": "retried"})
     assert r.status_code == 401, r.text
+    assert not faults and sum("WITH guard AS" in sql for sql in sent) == 1  # then the retry
+    assert db.scalar("SELECT count(*) FROM credit_entries") == 0
+    assert db.scalar("SELECT count(*) FROM replays") == 0
+
+    # The check runs alone (the route's first statement writes): it deadlocks once.
+    real, faults, checks = service.authenticate, [1], []
+
+    async def check_deadlocks_once(*, claims):
+        checks.append(claims.user_id)
+        if faults and faults.pop():
+            raise _deadlock()
+        return await real(claims=claims)
+
+    monkeypatch.setattr(service, "authenticate", check_deadlocks_once)
+    r = client.post(f"/webhook-endpoints/{endpoint_id}/rotate-secret", headers=admin)
+    assert r.status_code == 401, r.text
     assert len(checks) == 2  # the retry checked again
+    assert db.scalar("SELECT secret FROM webhook_endpoints WHERE id = %s",
+                     (endpoint_id,)) == secret
+
+
+def test_a_keyed_write_checks_the_token_in_its_claim(
+        statements: tuple[TestClient, list[str]], db: Database, password_hash: str) -> None:
+    """With an Idempotency-Key the first statement is the key's claim: the check rides on
+    it, and a refused caller claims no key."""
+    client, sent = statements
+    _, admin = _login(client, db, password_hash, "admin")
+    _, user = _login(client, db, password_hash, "user")
+    payer_id, _ = _login(client, db, password_hash, "user")
+    receiver_id, _ = _login(client, db, password_hash, "user")
+    body = {"payer_id": payer_id, "receiver_id": receiver_id, "amount": "10.00",
+            "description": "d"}
+    sent.clear()
+    r = client.post("/invoices", headers={**admin, "Idempotency-Key": "a"}, json=body)
+    assert r.status_code == 201, r.text
+    assert "INSERT INTO replays" in sent[0] and sent[0].lstrip().startswith("WITH guard AS")
+    assert AUTHENTICATE.text not in sent
+    invoice_id = r.json()["id"]
+    sent.clear()
+    r = client.post("/invoice-transactions", headers={**admin, "Idempotency-Key": "b"},
+                    json={"invoice_id": invoice_id, "amount": "1.00", "payment_mode": "upi"})
+    assert r.status_code == 201, r.text
+    assert AUTHENTICATE.text not in sent and "WITH guard AS" in sent[0]
+    for key in ("c", "d"):  # the user is refused; so is the admin once logged out
+        who = user if key == "c" else admin
+        if key == "d":
+            assert client.post("/logout", headers=admin).status_code in (200, 204)
+        for path, json in (("/invoices", body),
+                           ("/invoice-transactions", {"invoice_id": invoice_id,
+                                                      "amount": "1.00", "payment_mode": "upi"}),
+                           (f"/users/{payer_id}/credit", {"amount": "1.00", "currency": "INR",
+                                                          "reason": "r"})):
+            r = client.post(path, headers={**who, "Idempotency-Key": key}, json=json)
+            assert r.status_code == (403 if key == "c" else 401), (path, r.text)
+    assert db.scalar("SELECT count(*) FROM replays") == 2  # a and b
+    assert db.scalar("SELECT count(*) FROM invoices") == 1
+    assert db.scalar("SELECT count(*) FROM invoice_transactions") == 1
     assert db.scalar("SELECT count(*) FROM credit_entries") == 0

@@ -139,7 +139,7 @@ class BearerToken(OAuth2PasswordBearer):
 CurrentUser = Annotated[Principal, Depends(BearerToken(_principal))]
 # The token only, signed by us and not expired: the route checks its account, with the
 # CALLER check in its own statement (a payment without Idempotency-Key: the ledger
-# statement is not a SELECT a guard could ride on), or with admin_principal().
+# statement is not a SELECT a guard could ride on), or with admin_checked().
 Caller = Annotated[TokenClaims, Depends(BearerToken(_only_claims))]
 OptionalUser = Annotated[Principal | None, Depends(BearerToken(_optional))]
 # Checked by the request's first statement (app/db/guard.py), with no round trip of its own.
@@ -157,9 +157,11 @@ async def _admin_or_self(user_id: uuid.UUID, caller: CheckedUser) -> Checked:
 AdminOrSelf = Annotated[Checked, Depends(_admin_or_self)]
 
 
-async def admin_principal(claims: TokenClaims) -> Principal:
-    """The admin behind `claims`, checked (401, 403), for a route that took Caller."""
-    return Principal(user=await service.authenticate_admin(claims=claims), claims=claims)
+def admin_checked(claims: TokenClaims) -> Checked:
+    """For a route that took Caller: its admin, checked as AdminUser's is (the guard)."""
+    caller = Checked(claims)
+    _guard(caller, allowed_user=None, refusal=service.ADMIN_NEEDED)
+    return caller
 
 
 OWN_ACCOUNT_ONLY = "you may only see or change your own account"

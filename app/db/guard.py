@@ -48,7 +48,9 @@ EXTRA_COLUMNS = 3
 @dataclass
 class Guard:
     """`cte` is the body of `guard AS (...)` with %s parameters `params`; it yields at most
-    one row, with `allowed` (boolean) and `info` (any value, handed to `settle`).
+    one row, with `allowed` (boolean) and `info` (a value that is never NULL, handed to
+    `settle`; a statement that carries the guard on its own, such as the Idempotency-Key's
+    claim in app/http/replay.py, tells "no row" by a NULL `info`).
     `settle(row)` gets (allowed, info), or None when the check gave no row: it raises to
     refuse. `check_alone()` does the whole check as statements of its own."""
 

@@ -21,14 +21,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel
 
 from app.db.connection import db
+from app.db.guard import set_guard, take_guard
 from app.db.models import Replay, utcnow
 from app.db.sql import Statement
 from app.errors import DomainError
@@ -40,10 +43,12 @@ LEGACY = "legacy:"
 
 # The claim and the store are written out: with the ledger statement they are the whole
 # database work of a provider event (docs/PERFORMANCE.md, "webhook payment success").
-_CLAIM = """
+def _claim(refused: str = "false") -> str:
+    return f"""
 INSERT INTO replays AS r (scope, key, fingerprint, created_at, expires_at)
 SELECT :scope, :key, :fingerprint, :now, :expires_at
-WHERE CASE WHEN :wait THEN true
+WHERE CASE WHEN {refused} THEN false
+           WHEN :wait THEN true
            ELSE pg_try_advisory_xact_lock(hashtextextended(:scope || ' ' || :key, 0)) END
 ON CONFLICT (scope, key) DO UPDATE
     SET fingerprint = EXCLUDED.fingerprint, response_status = NULL, response_body = NULL,
@@ -51,6 +56,9 @@ ON CONFLICT (scope, key) DO UPDATE
     WHERE r.expires_at <= EXCLUDED.created_at
 RETURNING 1 AS claimed
 """
+
+
+_CLAIM = _claim()
 CLAIM = Statement(_CLAIM)
 
 
@@ -63,6 +71,23 @@ def claim_then(read: str) -> Statement:
 WITH claim AS ({_CLAIM})
 SELECT claim.claimed, read.* FROM claim LEFT JOIN LATERAL ({read}) read ON true
 """)
+
+
+@lru_cache(maxsize=8)
+def _guarded_claim(cte: str, n_params: int) -> Statement:
+    """CLAIM carrying the request's guard (app/db/guard.py) instead of the token check
+    costing a round trip of its own: a caller the guard refuses claims nothing, and takes
+    no lock on the key. One row: the guard's verdict, and `claimed` if the key is ours."""
+    numbers = iter(range(1, n_params + 1))
+    named = re.sub("%s", lambda _: f":guard_{next(numbers)}", cte)
+    return Statement(f"""
+WITH guard AS ({named}),
+claim AS ({_claim("(SELECT allowed FROM guard) IS NOT TRUE")})
+SELECT claim.claimed, guard.allowed AS guard_allowed, guard.info AS guard_info
+FROM (SELECT 1) one LEFT JOIN guard ON true LEFT JOIN claim ON true
+""")
+
+
 STORE = Statement("""
 UPDATE replays SET response_status = :status, response_body = :body
 WHERE scope = :scope AND key = :key
@@ -112,11 +137,25 @@ async def once_reading(claim: Claim, read: Statement, values: dict[str, Any], *,
 
 
 async def _claimed(claim: Claim, statement: Statement, values: dict[str, Any]) -> Any | None:
+    guard = take_guard() if statement is CLAIM else None
+    if guard is not None:
+        statement = _guarded_claim(guard.cte, len(guard.params))
+        values = {**values, **{f"guard_{n}": value
+                               for n, value in enumerate(guard.params, start=1)}}
     now = utcnow()
-    return (await db.aexecute_sql(statement.text, statement.params(
-        values, scope=claim.scope, key=claim.key, fingerprint=claim.fingerprint, now=now,
-        expires_at=now + claim.ttl if claim.ttl is not None else None,
-        wait=claim.wait))).fetchone()
+    try:
+        row = (await db.aexecute_sql(statement.text, statement.params(
+            values, scope=claim.scope, key=claim.key, fingerprint=claim.fingerprint, now=now,
+            expires_at=now + claim.ttl if claim.ttl is not None else None,
+            wait=claim.wait))).fetchone()
+    except BaseException:
+        if guard is not None:
+            set_guard(guard)  # not checked yet: a retry must still carry it
+        raise
+    if guard is None:
+        return row
+    guard.settle(None if row["guard_info"] is None else (row["guard_allowed"], row["guard_info"]))
+    return row if row["claimed"] is not None else None
 
 
 async def _run_and_store(claim: Claim, status: int,

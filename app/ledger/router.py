@@ -4,7 +4,7 @@ import uuid
 
 from fastapi import Response
 
-from app.auth.deps import AdminUser, Caller, admin_principal
+from app.auth.deps import AdminUser, Caller, admin_checked
 from app.credit import service as credit
 from app.db.transaction import autocommit
 from app.http import idempotency
@@ -49,7 +49,7 @@ async def create_transaction(body: TransactionCreate, claims: Caller,
         # in that same statement.
         return json_response(await autocommit(
             lambda: service.record_transaction(new=new, admin=claims)), status=201)
-    admin = await admin_principal(claims)
+    admin = admin_checked(claims)
     if crediting:
         async def pay_and_credit() -> CreditedTransactionOut:
             done = await credit.pay_crediting_the_excess(new=new)
