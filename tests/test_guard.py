@@ -389,3 +389,23 @@ def test_a_keyed_write_checks_the_token_in_its_claim(
     assert db.scalar("SELECT count(*) FROM invoices") == 1
     assert db.scalar("SELECT count(*) FROM invoice_transactions") == 1
     assert db.scalar("SELECT count(*) FROM credit_entries") == 0
+
+
+def test_the_caller_is_refused_before_its_body(api: Api, admin: Account, alice: Account) -> None:
+    """A body that is not JSON, or in another media type, is refused only once the caller
+    may send it: a refused caller hears about its token, not its body."""
+    gone = api.user("admin")
+    assert api.client.post("/logout", headers=gone.headers).status_code in (200, 204)
+    not_json = {"content": b"{not json", "headers": {"Content-Type": "application/json"}}
+    as_text = {"content": b"amount=1", "headers": {"Content-Type": "text/plain"}}
+    for body in (not_json, as_text):
+        for who, status in ((None, 401), (gone, 401), (alice, 403), (admin, None)):
+            headers = {**body["headers"], **(who.headers if who else {})}
+            r = api.client.post("/invoices", content=body["content"], headers=headers)
+            expected = status or (422 if body is not_json else 415)
+            assert_problem(r, expected)
+        r = api.client.patch(f"/invoices/{uuid.uuid4()}", content=body["content"],
+                             headers={**body["headers"], **gone.headers})
+        assert_problem(r, 401)
+    # a sign-up takes no token: its body is judged as before
+    assert_problem(api.client.post("/users", **not_json), 422)

@@ -16,6 +16,7 @@ from app.auth.tokens import TokenClaims, TokenCodec
 from app.db.guard import Guard, set_guard, settle_pending
 from app.db.models import User
 from app.errors import Forbidden, NotAuthenticated
+from app.http.routing import BEARER_READ
 
 
 async def _tokens(request: Request) -> TokenCodec:
@@ -133,6 +134,7 @@ class BearerToken(OAuth2PasswordBearer):
         self._resolve = resolve
 
     async def __call__(self, request: Request) -> Any:  # type: ignore[override]
+        request.scope[BEARER_READ] = True
         return await self._resolve(request, await super().__call__(request))
 
 

@@ -7,7 +7,9 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from fastapi.security import OAuth2PasswordBearer
 from starlette.exceptions import HTTPException
 
 from app.db.connection import reading_from_replica
@@ -24,6 +26,7 @@ NOT_STARTED = ("the app's lifespan has not run, so it has no database: serve it 
 class AppRoute(APIRoute):
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
+        self._bearer = _bearer_of(self.dependant)
         documented = ((self.openapi_extra or {}).get("requestBody") or {}).get("content")
         # The media types the route's body may come in; None: it takes no body.
         self.media_types: list[str] | None = (
@@ -36,7 +39,6 @@ class AppRoute(APIRoute):
         async def handle(request: Request) -> Response:
             if not getattr(request.app.state, "started", False):
                 raise RuntimeError(NOT_STARTED)
-            self._check_media_type(request)
             # The dependencies, the endpoint and its unit of work all run in here, on one
             # pooled connection at most (taken on first use); it goes back here, whatever
             # happened, before the answer is sent. A GET only reads: from the replica, if
@@ -45,13 +47,14 @@ class AppRoute(APIRoute):
             set_guard(None)
             try:
                 try:
+                    self._check_media_type(request)
                     response = await handler(
                         request if self.media_types is None  # no body to read
                         else ExactJSONRequest(request.scope, request.receive))
                 except Exception as exc:
-                    # A token check no statement carried (app/db/guard.py) comes first:
-                    # a refused caller learns nothing from the route's own answer.
-                    await _settle_guard_before(exc)
+                    # The caller comes first: a refused one learns nothing from the route's
+                    # own answer, not even about its body.
+                    await self._caller_before(request, exc)
                     raise
                 await settle_pending()
                 return response
@@ -59,6 +62,18 @@ class AppRoute(APIRoute):
                 await release_connection()
 
         return handle
+
+    async def _caller_before(self, request: Request, exc: Exception) -> None:
+        """Raise the caller's refusal, if there is one, instead of `exc`: from a token check
+        no statement carried (app/db/guard.py), or from the route's bearer token itself
+        when the request failed before its dependencies ran (a body that is not JSON, or
+        in another media type)."""
+        try:
+            if self._bearer is not None and BEARER_READ not in request.scope:
+                await self._bearer(request)
+            await settle_pending()
+        except DomainError as refused:
+            raise refused from exc
 
     def _check_media_type(self, request: Request) -> None:
         """415 for a body the route does not read: another media type, or none at all (as
@@ -77,11 +92,18 @@ class AppRoute(APIRoute):
                                  f"Content-Type: {self.media_types[-1]}")
 
 
-async def _settle_guard_before(exc: Exception) -> None:
-    try:
-        await settle_pending()
-    except DomainError as refused:
-        raise refused from exc
+# Set in the scope by the app's bearer-token dependency once it has run (app/auth/deps.py).
+BEARER_READ = "app.bearer_read"
+
+
+def _bearer_of(dependant: Dependant) -> OAuth2PasswordBearer | None:
+    """The route's bearer-token dependency, however deep, if it has one."""
+    for dependency in dependant.dependencies:
+        if isinstance(dependency.call, OAuth2PasswordBearer):
+            return dependency.call
+        if (found := _bearer_of(dependency)) is not None:
+            return found
+    return None
 
 
 def make_router(**kwargs: Any) -> APIRouter:
