@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 
 import asyncpg
+import httpx
 import peewee
 import psycopg2
 import pytest
@@ -134,14 +135,26 @@ def _login(client: TestClient, db: Database, password_hash: str, role: str) -> t
     return user_id, {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
+def _people(client: TestClient, db: Database, password_hash: str,
+            ) -> tuple[dict, tuple[str, dict], tuple[str, dict]]:
+    """An admin's headers, and two users (id, headers)."""
+    _, admin = _login(client, db, password_hash, "admin")
+    return (admin, _login(client, db, password_hash, "user"),
+            _login(client, db, password_hash, "user"))
+
+
+def _invoice(client: TestClient, admin: dict, payer_id: str, receiver_id: str,
+             headers: dict | None = None) -> httpx.Response:
+    return client.post("/invoices", headers={**admin, **(headers or {})}, json={
+        "payer_id": payer_id, "receiver_id": receiver_id, "amount": "10.00",
+        "description": "d"})
+
+
 def test_each_read_is_one_statement_that_checks_the_token(
         statements: tuple[TestClient, list[str]], db: Database, password_hash: str) -> None:
     client, sent = statements
-    _, admin = _login(client, db, password_hash, "admin")
-    user_id, user = _login(client, db, password_hash, "user")
-    payer_id, _ = _login(client, db, password_hash, "user")
-    r = client.post("/invoices", headers=admin, json={
-        "payer_id": payer_id, "receiver_id": user_id, "amount": "10.00", "description": "d"})
+    admin, (user_id, user), (payer_id, _) = _people(client, db, password_hash)
+    r = _invoice(client, admin, payer_id, user_id)
     assert r.status_code == 201, r.text
     invoice_id = r.json()["id"]
     reads = [(admin, "/users"), (admin, f"/users/{user_id}"), (user, f"/users/{user_id}"),
@@ -161,12 +174,9 @@ def test_each_read_is_one_statement_that_checks_the_token(
 def test_a_write_checks_the_token_in_its_first_read(
         statements: tuple[TestClient, list[str]], db: Database, password_hash: str) -> None:
     client, sent = statements
-    _, admin = _login(client, db, password_hash, "admin")
-    payer_id, _ = _login(client, db, password_hash, "user")
-    receiver_id, _ = _login(client, db, password_hash, "user")
+    admin, (payer_id, _), (receiver_id, _) = _people(client, db, password_hash)
     sent.clear()
-    r = client.post("/invoices", headers=admin, json={
-        "payer_id": payer_id, "receiver_id": receiver_id, "amount": "10.00", "description": "d"})
+    r = _invoice(client, admin, payer_id, receiver_id)
     assert r.status_code == 201, r.text
     first = next(sql for sql in sent if not sql.startswith(("BEGIN", "COMMIT")))
     assert first.startswith("WITH guard AS (") and GUARD.split(" FROM ")[0][7:] in first
