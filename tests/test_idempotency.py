@@ -86,3 +86,27 @@ def test_concurrent_requests_with_one_key_make_one_row(api: Api, server: Server,
     assert ledger_sums(api, inv["id"]) == (1000, 0, 1)
     assert Decimal(api.client.get(f"/invoices/{inv['id']}", headers=admin.headers)
                    .json()["amount_recovered"]) == Decimal("10")
+
+
+def test_a_key_sent_to_another_path_is_a_reused_key(api: Api, admin: Account, alice: Account,
+                                                    bob: Account) -> None:
+    """The path's ids belong to the request: the same key and body sent for another user
+    or invoice is refused, not answered with the first one's replay."""
+    grant = {"amount": "5.00", "currency": "INR", "reason": "goodwill"}
+    headers = {**admin.headers, "Idempotency-Key": "grant-1"}
+    first = api.client.post(f"/users/{alice.id}/credit", headers=headers, json=grant)
+    assert first.status_code == 201, first.text
+    again = api.client.post(f"/users/{alice.id}/credit", headers=headers, json=grant)
+    assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+    r = api.client.post(f"/users/{bob.id}/credit", headers=headers, json=grant)
+    assert_problem(r, 422, "idempotency_key_reused")
+    assert api.db.scalar("SELECT count(*) FROM credit_entries WHERE user_id = %s",
+                         (bob.id,)) == 0
+
+    inv1, inv2 = (api.invoice(admin, alice, bob, amount="1.00") for _ in range(2))
+    headers = {**admin.headers, "Idempotency-Key": "apply-1"}
+    r = api.client.post(f"/invoices/{inv1['id']}/apply-credit", headers=headers, json={})
+    assert r.status_code == 201, r.text
+    r = api.client.post(f"/invoices/{inv2['id']}/apply-credit", headers=headers, json={})
+    assert_problem(r, 422, "idempotency_key_reused")
+    assert ledger_sums(api, inv2["id"]) == (0, 0, 0)

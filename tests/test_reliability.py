@@ -214,6 +214,43 @@ def test_pool_exhausted_answers_503_quickly(api: Api, database_url: str, tmp_pat
         srv.stop()
 
 
+def test_a_checked_request_waits_for_the_pool_once(api: Api, database_url: str, tmp_path,
+                                                   admin: Account, alice: Account,
+                                                   bob: Account) -> None:
+    """With the pool's one connection held, a request whose token check rides on its
+    statement (app/db/guard.py) answers 503 after one wait for the pool, not two (the
+    check is not run alone again just to reach the same 503)."""
+    srv = Server(database_url, tmp_path / "pool1.log", DB_POOL_SIZE="1",
+                 DB_ACQUIRE_TIMEOUT="2")
+    try:
+        inv = api.invoice(admin, alice, bob)
+        locker = psycopg2.connect(**connect_kwargs(database_url))
+        with locker.cursor() as cur:  # the void holds the one connection, waiting on this
+            cur.execute("SELECT 1 FROM invoices WHERE id = %s FOR UPDATE", (inv["id"],))
+            blocked = threading.Thread(target=lambda: httpx.post(
+                f"{srv.url}/invoices/{inv['id']}/void", headers=admin.headers, timeout=30))
+            blocked.start()
+            time.sleep(0.5)
+            waits = []
+            for method, path, extra in (
+                    ("GET", "/events", {}),
+                    ("POST", f"/users/{alice.id}/credit", {
+                        "json": {"amount": "1", "currency": "INR", "reason": "r"},
+                        "headers": {**admin.headers, "Idempotency-Key": "pool"}})):
+                started = time.monotonic()
+                r = httpx.request(method, srv.url + path, timeout=30,
+                                  **{"headers": admin.headers, **extra})
+                waits.append(time.monotonic() - started)
+                assert_problem(r, 503, "database_unavailable")
+            locker.commit()
+            blocked.join(30)
+        locker.close()
+        print(f"\n503 after {', '.join(f'{w:.1f}' for w in waits)} s (timeout 2 s)")
+        assert all(w < 3.5 for w in waits), waits  # one wait of 2 s, not two
+    finally:
+        srv.stop()
+
+
 def test_a_replica_that_is_down_leaves_reads_to_the_primary(
         api: Api, database_url: str, tmp_path, admin: Account, alice: Account,
         bob: Account) -> None:

@@ -51,7 +51,7 @@ async def grant_credit(user_id: uuid.UUID, body: CreditGrant, admin: AdminUser,
     """Adds `amount` in `currency` to the user's balance, with the reason, as a `grant`
     entry and a `credit.granted` event."""
     return await idempotency.created(
-        settings, key=idempotency_key, caller=admin, route="POST /users/{id}/credit",
+        settings, key=idempotency_key, caller=admin, route=f"POST /users/{user_id}/credit",
         body=body, run=lambda: service.grant(user_id=user_id, data=body))
 
 
@@ -72,5 +72,6 @@ async def apply_credit(invoice_id: uuid.UUID, admin: AdminUser, settings: AppSet
     payment returns it to credit."""
     body = body or CreditApply()
     return await idempotency.created(
-        settings, key=idempotency_key, caller=admin, route="POST /invoices/{id}/apply-credit",
-        body=body, run=lambda: service.apply(invoice_id=invoice_id, amount=body.amount))
+        settings, key=idempotency_key, caller=admin,
+        route=f"POST /invoices/{invoice_id}/apply-credit", body=body,
+        run=lambda: service.apply(invoice_id=invoice_id, amount=body.amount))

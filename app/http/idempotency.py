@@ -33,7 +33,9 @@ class Caller(Protocol):
 async def keyed(settings: Settings, *, key: str, caller: Caller | None,
                 route: str, body: BaseModel, status: int,
                 run: Callable[[], Awaitable[BaseModel]]) -> Response:
-    """Run `run` (in one transaction with its stored answer) at most once per key."""
+    """Run `run` (in one transaction with its stored answer) at most once per key.
+    `route` is the method and the path with its ids (`POST /users/<id>/credit`): a key
+    sent again to another path is another request, refused as a reused key."""
     claim = replay.Claim(
         scope=f"idempotency:{caller.id if caller else 'anonymous'}", key=key,
         fingerprint=replay.fingerprint(settings.resolved_secret_key(), route,

@@ -13,6 +13,7 @@ from fastapi.security import OAuth2PasswordBearer
 from starlette.exceptions import HTTPException
 
 from app.db.connection import reading_from_replica
+from app.db.failures import contention, database_unavailable
 from app.db.guard import set_guard, settle_pending
 from app.db.transaction import release_connection
 from app.errors import DomainError
@@ -68,6 +69,8 @@ class AppRoute(APIRoute):
         no statement carried (app/db/guard.py), or from the route's bearer token itself
         when the request failed before its dependencies ran (a body that is not JSON, or
         in another media type)."""
+        if database_unavailable(exc) or contention(exc):
+            return  # 503 either way: checking alone would only wait for the pool again
         try:
             if self._bearer is not None and BEARER_READ not in request.scope:
                 await self._bearer(request)
