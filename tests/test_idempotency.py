@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
+import pytest
+
 from tests.support import (
+    PASSWORD,
     Account,
     Api,
+    Database,
     Server,
     assert_problem,
     burst,
@@ -110,3 +115,47 @@ def test_a_key_sent_to_another_path_is_a_reused_key(api: Api, admin: Account, al
     r = api.client.post(f"/invoices/{inv2['id']}/apply-credit", headers=headers, json={})
     assert_problem(r, 422, "idempotency_key_reused")
     assert ledger_sums(api, inv2["id"]) == (0, 0, 0)
+
+
+def test_a_refusal_that_says_retry_is_not_kept_with_the_key(
+        database_url: str, db: Database, password_hash: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`invoice_changed` tells the client to send the same request again: with its key, the
+    retry must run, not replay the refusal (the app in-process, the refusal injected)."""
+    from fastapi.testclient import TestClient
+
+    from app.config import Settings
+    from app.ledger import service
+    from app.main import create_app
+
+    settings = Settings(database_url=database_url, app_env="test", secret_key="k" * 40,
+                        webhook_secret="w" * 40, migrate_on_start=False,
+                        argon2_memory_kib=1024, argon2_time_cost=1, deliver_in_process=False)
+    ids = {name: str(uuid.uuid4()) for name in ("admin", "payer", "receiver")}
+    for name, user_id in ids.items():
+        db.rows("INSERT INTO users (id, username, email, password_hash, role) VALUES "
+                "(%s, %s, %s, %s, %s)", (user_id, name, f"{name}@example.com", password_hash,
+                                         "admin" if name == "admin" else "user"))
+    real, faults = service.record_transaction, [1]
+
+    async def changing_once(**kw):
+        if faults and faults.pop():
+            raise service.InvoiceChanged("the invoice kept changing; retry")
+        return await real(**kw)
+
+    monkeypatch.setattr(service, "record_transaction", changing_once)
+    with TestClient(create_app(settings)) as c:
+        token = c.post("/login", data={"username": "admin", "password": PASSWORD}).json()
+        headers = {"Authorization": f"Bearer {token['access_token']}"}
+        inv = c.post("/invoices", headers=headers, json={
+            "payer_id": ids["payer"], "receiver_id": ids["receiver"], "amount": "10.00",
+            "description": "d"}).json()
+        keyed = {**headers, "Idempotency-Key": "changing"}
+        body = {"invoice_id": inv["id"], "amount": "1.00", "payment_mode": "upi"}
+        first = c.post("/invoice-transactions", headers=keyed, json=body)
+        assert first.status_code == 409 and first.json()["code"] == "invoice_changed"
+        assert first.headers["retry-after"] == "1"
+        again = c.post("/invoice-transactions", headers=keyed, json=body)
+        assert again.status_code == 201, again.text
+        assert "idempotent-replayed" not in again.headers
+    assert db.scalar("SELECT amount_recovered FROM invoices WHERE id = %s", (inv["id"],)) == 100

@@ -13,7 +13,9 @@ one that may be inserting that key, so the claim never waits on anyone.
 
 Every effect run here either refuses before it writes or writes with `ON CONFLICT DO
 NOTHING`, so a refusal leaves the transaction usable and is stored like an answer.
-Answers with a 5xx status are never stored: those errors propagate and roll back.
+Answers with a 5xx status, and refusals that say to try again (`Retry-After`, such as
+`invoice_changed`), are never stored: those errors propagate and roll back, and the key is
+free for the retry.
 """
 
 from __future__ import annotations
@@ -164,8 +166,8 @@ async def _run_and_store(claim: Claim, status: int,
         outcome = Outcome(status, (await run()).model_dump(mode="json"))
     except DomainError as error:
         refused, body, _ = problem_of(error)
-        if refused >= 500:
-            raise
+        if refused >= 500 or error.retry_after is not None:
+            raise  # not an answer to keep: the same request may succeed when sent again
         outcome = Outcome(refused, body)
     await db.aexecute_sql(STORE.text, STORE.params(
         scope=claim.scope, key=claim.key, status=outcome.status,
