@@ -405,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="~3 s per point, 100k big list")
     parser.add_argument("--profile", action="store_true",
-                        help="also py-spy the workers during four scenarios")
+                        help="also py-spy the workers during five scenarios")
     parser.add_argument("--keep-db", action="store_true", help=f"keep {DB_NAME} afterwards")
     parser.add_argument("--launcher", choices=sorted(harness.LAUNCHERS), default="serve",
                         help="serve (default): python -m app serve --workers 2, as the "
@@ -490,8 +490,8 @@ def main(argv: list[str] | None = None) -> int:
             prof = ROOT / "bench" / "results" / f"profile-{date.today()}.txt"
             prof.unlink(missing_ok=True)
             try:
-                run.profile([BY_KEY["get_invoice"], BY_KEY["pay_spread"], BY_KEY["webhook"],
-                             list_scenarios(cfg.big_label)[0]], prof)
+                run.profile([BY_KEY["health"], BY_KEY["get_invoice"], BY_KEY["pay_spread"],
+                             BY_KEY["webhook"], list_scenarios(cfg.big_label)[0]], prof)
             except (BenchError, OSError, subprocess.SubprocessError) as exc:
                 print(f"WARNING: profiling failed, results kept: {exc}")
     finally:
