@@ -26,7 +26,7 @@ LAYERS = [
     ("python-jose (JWT)", ("jose/",)),
     ("h11 (HTTP/1.1 parsing)", ("h11/",)),
     ("uvicorn (protocol, ASGI glue)", ("uvicorn/",)),
-    ("logging + python-json-logger", ("logging/", "pythonjsonlogger/")),
+    ("logging", ("logging/",)),
 ]
 LOOP = "asyncio event loop (polling, scheduling)"
 SEND = "_SelectorSocketTransport.write"
