@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from app.auth import queries, service
@@ -149,7 +149,7 @@ AdminUser = Annotated[Checked, Depends(BearerToken(_admin))]
 CheckedUser = Annotated[Checked, Depends(BearerToken(_any_user))]
 
 
-async def _admin_or_self(user_id: uuid.UUID, caller: CheckedUser) -> Checked:
+async def _admin_or_self(user_id: Annotated[uuid.UUID, Path()], caller: CheckedUser) -> Checked:
     _guard(caller, allowed_user=user_id, refusal=OWN_ACCOUNT_ONLY)
     return caller
 
