@@ -31,11 +31,12 @@ def _utc(value: datetime) -> datetime:
         raise ValueError("the time in UTC must fall within the years 1 to 9999") from None
 
 
-def _iso_z(value: datetime) -> str:
+def iso_z(value: datetime) -> str:
+    """A time as the API writes it: ISO 8601 in UTC, with a Z."""
     return _utc(value).isoformat().replace("+00:00", "Z")
 
 
-Timestamp = Annotated[datetime, PlainSerializer(_iso_z, return_type=str)]
+Timestamp = Annotated[datetime, PlainSerializer(iso_z, return_type=str)]
 InTimestamp = Annotated[datetime, AfterValidator(_utc)]
 Amount = Annotated[
     Decimal,

@@ -77,14 +77,20 @@ class NewTransaction:
     id: uuid.UUID = field(default_factory=uuid.uuid4)
 
 
-def transaction_out(row: Mapping[str, Any]) -> TransactionOut:
+def transaction_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A transaction row as the API shows it: TransactionOut's fields in its order, as
+    plain values that app.http.responses encodes to the bytes the model would."""
     cur = row["currency"]
-    return TransactionOut.model_construct(
-        id=row["id"], invoice_id=row["invoice_id"], kind=row["kind"], status=row["status"],
-        amount=format_minor(row["amount"], cur), currency=cur,
-        payment_mode=row["payment_mode"], payment_date=row["payment_date"],
-        reference=row["reference"], source=row["source"], event_id=row["event_id"],
-        created_at=row["created_at"])
+    return {"id": row["id"], "invoice_id": row["invoice_id"], "kind": row["kind"],
+            "status": row["status"], "amount": format_minor(row["amount"], cur),
+            "currency": cur, "payment_mode": row["payment_mode"],
+            "payment_date": row["payment_date"], "reference": row["reference"],
+            "source": row["source"], "event_id": row["event_id"],
+            "created_at": row["created_at"]}
+
+
+def transaction_out(row: Mapping[str, Any]) -> TransactionOut:
+    return TransactionOut.model_construct(**transaction_json(row))
 
 
 @dataclass(frozen=True)
