@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     # token (Prometheus: `authorization: {credentials_file: ...}`); in production /metrics
     # is closed until one is set.
     metrics_token: str | None = None
+    # FastAPI's own OpenTelemetry spans and metrics, through the globally configured
+    # providers. Off: the app's observability is /metrics and its logs, and FastAPI looks
+    # for configured providers on every request otherwise (docs/PERFORMANCE.md).
+    opentelemetry: bool = False
     log_level: str = "INFO"
     # json or text; unset: text in development, json everywhere else (app/ops/logging.py)
     log_format: Literal["json", "text"] | None = None

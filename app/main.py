@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.telemetry import TelemetryConfig
 from starlette.middleware.cors import CORSMiddleware
 
 from app import clock
@@ -111,6 +112,9 @@ def _start_deliveries(settings: Settings) -> Callable[[], Awaitable[None]]:
     return stopped
 
 
+_NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.resolved_log_format)
@@ -142,7 +146,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await connection.close()
 
     app = FastAPI(title="Payment App", version="1.0.0", description=DESCRIPTION,
-                  lifespan=lifespan, redirect_slashes=False, docs_url=None, redoc_url=None)
+                  lifespan=lifespan, redirect_slashes=False, docs_url=None, redoc_url=None,
+                  telemetry=None if settings.opentelemetry else _NO_TELEMETRY)
     app.state.settings = settings
     app.state.hasher = hasher
     app.state.tokens = TokenCodec(settings)

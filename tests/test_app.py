@@ -104,6 +104,17 @@ def test_a_test_client_without_with_says_what_to_do(explicit: Settings) -> None:
     client = TestClient(create_app(explicit))  # the lifespan never runs
     with pytest.raises(RuntimeError, match=r"use `with TestClient\(app\) as client:`"):
         client.get("/users")
+    # Liveness runs none of the route class's database work: it answers regardless.
+    assert client.get("/health").json() == {"status": "ok"}
+
+
+def test_fastapis_own_telemetry_is_off_unless_asked(explicit: Settings) -> None:
+    """Off, FastAPI does not look for OpenTelemetry providers on every request."""
+    flags = ("tracing", "metrics", "logs")
+    off = create_app(explicit)._telemetry  # FastAPI's own record of what it was given
+    assert [off[f] for f in flags] == [False] * 3
+    on = create_app(explicit.model_copy(update={"opentelemetry": True}))._telemetry
+    assert [on[f] for f in flags] == [True] * 3
 
 
 def test_the_readme_way_to_test_with_test_client(database_url: str, db: Database) -> None:

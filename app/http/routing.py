@@ -4,7 +4,7 @@ does not take, and gives its database connection back when it is done."""
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, Response
 from fastapi.dependencies.models import Dependant
@@ -36,6 +36,8 @@ class AppRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        if getattr(self.endpoint, WITHOUT_DATABASE, False):
+            return handler
 
         async def handle(request: Request) -> Response:
             if not getattr(request.app.state, "started", False):
@@ -93,6 +95,17 @@ class AppRoute(APIRoute):
         raise HTTPException(415, f"this route takes a body as {' or '.join(self.media_types)}"
                                  f", not {media_type or 'one without a Content-Type'}: send "
                                  f"Content-Type: {self.media_types[-1]}")
+
+
+WITHOUT_DATABASE = "_app_without_database"
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+
+
+def without_database(endpoint: Endpoint) -> Endpoint:
+    """Marks a route that never touches the database and reads no body (liveness): none of
+    the route class's per-request work runs for it (docs/PERFORMANCE.md)."""
+    setattr(endpoint, WITHOUT_DATABASE, True)
+    return endpoint
 
 
 # Set in the scope by the app's bearer-token dependency once it has run (app/auth/deps.py).

@@ -14,7 +14,7 @@ from app.errors import Forbidden, NotAuthenticated, Unavailable
 from app.http.deps import AppSettings
 from app.http.problems import problems
 from app.http.responses import json_response
-from app.http.routing import make_router
+from app.http.routing import make_router, without_database
 from app.ops import metrics
 
 router = make_router(tags=["operations"])
@@ -27,6 +27,7 @@ class Health(BaseModel):
 
 
 @router.get("/health", response_model=Health, summary="Liveness (no database)")
+@without_database
 async def health() -> Response:
     """Answers while the process runs, without touching the database."""
     return Response(_OK, media_type="application/json")
