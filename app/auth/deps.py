@@ -174,8 +174,8 @@ def ensure_admin_or_self(principal: Principal, user_id: uuid.UUID) -> None:
         raise Forbidden(OWN_ACCOUNT_ONLY)
 
 
-def ensure_can_see_invoice(caller: Checked, payer_id: uuid.UUID,
-                           receiver_id: uuid.UUID) -> None:
-    """For a caller already checked (its role known)."""
-    if caller.role != "admin" and caller.id not in (payer_id, receiver_id):
+def ensure_can_see_invoice(caller: Checked, payer_id: str, receiver_id: str) -> None:
+    """For a caller already checked (its role known); the parties' ids as the API writes
+    them (app/invoices/service.py's invoice_json)."""
+    if caller.role != "admin" and str(caller.id) not in (payer_id, receiver_id):
         raise Forbidden("only an admin, the payer or the receiver may see this invoice")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from typing import Any
 
 from app import clock
@@ -13,7 +14,7 @@ from app.errors import Conflict, Invalid, NotFound
 from app.events import outbox as events
 from app.invoices import queries
 from app.invoices.schemas import InvoiceCreate, InvoiceOut, InvoiceStatus, InvoiceUpdate, Party
-from app.money import exponent, format_minor, minor_units
+from app.money import CURRENCY_EXPONENTS, exponent, format_minor, format_units, minor_units
 from app.pagination import decode_cursor, page_json
 
 
@@ -27,47 +28,51 @@ class InvoiceVoid(Conflict, code="invoice_void"): ...
 class InvoicePaid(Conflict, code="invoice_paid"): ...
 
 
-def is_overdue(row: Any) -> bool:
-    """Due before today (UTC), something still due, not void (docs/API.md)."""
-    due = row["due_date"]
-    return due is not None and due < clock.today() and row["status"] != "void" and \
-        row["amount"] > row["amount_recovered"]
-
-
-def invoice_json(row: Any) -> dict[str, Any]:
+def invoice_json(row: Any, today: date | None = None) -> dict[str, Any]:
     """An invoice row (with its parties' names) as the API shows it: InvoiceOut's fields in
     its order, as plain values that app.http.responses encodes to exactly the bytes the
-    model would (tests/unit/test_encoding.py); a read builds no model at all."""
-    cur = row["currency"]
+    model would (tests/unit/test_encoding.py); a read builds no model at all. Ids are
+    made strings here: orjson takes the driver's own UUID type only through a callback,
+    one per id (a list page had 250)."""
+    currency, status, due = row["currency"], row["status"], row["due_date"]
+    exp = CURRENCY_EXPONENTS[currency]
+    amount, recovered = row["amount"], row["amount_recovered"]
+    payer_id, receiver_id = str(row["payer_id"]), str(row["receiver_id"])
     return {
-        "id": row["id"],
-        "payer_id": row["payer_id"],
-        "receiver_id": row["receiver_id"],
-        "payer": {"id": row["payer_id"], "username": row["payer_username"],
+        "id": str(row["id"]),
+        "payer_id": payer_id,
+        "receiver_id": receiver_id,
+        "payer": {"id": payer_id, "username": row["payer_username"],
                   "email": row["payer_email"]},
-        "receiver": {"id": row["receiver_id"], "username": row["receiver_username"],
+        "receiver": {"id": receiver_id, "username": row["receiver_username"],
                      "email": row["receiver_email"]},
-        "amount": format_minor(row["amount"], cur),
-        "currency": cur,
+        "amount": format_units(amount, exp),
+        "currency": currency,
         "description": row["description"],
-        "due_date": row["due_date"],
-        "status": row["status"],
-        "amount_recovered": format_minor(row["amount_recovered"], cur),
-        "amount_refunded": format_minor(row["amount_refunded"], cur),
-        "amount_due": format_minor(row["amount"] - row["amount_recovered"], cur),
-        "overdue": is_overdue(row),
+        "due_date": due,
+        "status": status,
+        "amount_recovered": format_units(recovered, exp),
+        "amount_refunded": format_units(row["amount_refunded"], exp),
+        "amount_due": format_units(amount - recovered, exp),
+        # Overdue (docs/API.md): due before today (UTC), something still due, not void.
+        "overdue": due is not None and due < (today or clock.today()) and
+        status != "void" and amount > recovered,
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
     }
 
 
 def invoice_out(row: Any) -> InvoiceOut:
-    """invoice_json() as the model, for the code that works with one. The row comes from
-    our own schema, so the model is built without validating it again."""
+    """invoice_json() as the model, for the code that works with one, with the row's own
+    ids. The row comes from our own schema, so the model is built without validating it
+    again."""
     fields = invoice_json(row)
     return InvoiceOut.model_construct(**{
-        **fields, "payer": Party.model_construct(**fields["payer"]),
-        "receiver": Party.model_construct(**fields["receiver"])})
+        **fields, "id": row["id"], "payer_id": row["payer_id"],
+        "receiver_id": row["receiver_id"],
+        "payer": Party.model_construct(**{**fields["payer"], "id": row["payer_id"]}),
+        "receiver": Party.model_construct(**{**fields["receiver"],
+                                             "id": row["receiver_id"]})})
 
 
 async def get_invoice(*, invoice_id: uuid.UUID) -> InvoiceOut:
@@ -147,7 +152,7 @@ async def list_invoices(
         conditions[queries.OVERDUE if overdue else queries.NOT_OVERDUE] = clock.today()
     rows = await queries.page(limit, decode_cursor(cursor) if cursor else None,
                               {k: v for k, v in conditions.items() if v is not None})
-    return page_json(rows, limit, invoice_json)
+    return page_json(rows, limit, partial(invoice_json, today=clock.today()))
 
 
 _EDITABLE = {"payer_id", "receiver_id", "amount", "currency", "description", "due_date"}

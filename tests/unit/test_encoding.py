@@ -44,6 +44,20 @@ def test_an_invoice_encodes_to_the_models_bytes(changes: dict) -> None:
     InvoiceOut.model_validate_json(json_body(invoice_json(row)))  # and it is a valid one
 
 
+def test_the_model_keeps_the_rows_ids_and_a_page_takes_one_today() -> None:
+    import warnings
+
+    row = _row(due_date=date(2026, 11, 27), amount_recovered=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pydantic warns when it serialises a str as a UUID
+        model = invoice_out(row)
+        model.model_dump_json()
+    assert (model.id, model.payer.id, model.receiver_id) == (
+        row["id"], row["payer_id"], row["receiver_id"])
+    assert invoice_json(row, today=date(2026, 11, 28))["overdue"] is True
+    assert invoice_json(row, today=date(2026, 11, 27))["overdue"] is False
+
+
 @pytest.mark.parametrize("n, limit", [(0, 50), (3, 50), (51, 50)])
 def test_a_page_encodes_to_the_models_bytes(n: int, limit: int) -> None:
     rows = [_row() for _ in range(n)]
