@@ -108,6 +108,46 @@ def test_a_test_client_without_with_says_what_to_do(explicit: Settings) -> None:
     assert client.get("/health").json() == {"status": "ok"}
 
 
+def test_the_sessions_run_in_utc_whatever_the_servers_zone(explicit: Settings,
+                                                          db: Database) -> None:
+    """PostgreSQL writes a payment's times into its event in the session's zone. Under
+    America/Los_Angeles, a payment dated early in year 1 was written as a date BC, which
+    no reader of the event could parse (GET /events answered 500, and its delivery was
+    retried for ever); and the driver stores Python's first and last moments as
+    -infinity and infinity, which the event's reader did not take either."""
+    name = db.scalar("SELECT current_database()")
+    db.rows(f"ALTER DATABASE \"{name}\" SET timezone = 'America/Los_Angeles'")
+    try:
+        with TestClient(create_app(explicit)) as client:
+            token = client.post("/login", data={"username": "root", "password": PASSWORD},
+                                ).json()["access_token"]
+            h = {"Authorization": f"Bearer {token}"}
+            ids = [client.post("/users", headers=h, json={
+                "username": n, "email": f"{n}@example.com", "password": PASSWORD}).json()["id"]
+                for n in ("tz_payer", "tz_receiver")]
+            inv = client.post("/invoices", headers=h, json={
+                "payer_id": ids[0], "receiver_id": ids[1], "amount": 5,
+                "description": "x"}).json()
+            # The first moment Python has is stored as -infinity, the next one BC there.
+            dates = ["0001-01-01T00:00:00Z", "0001-01-01T00:00:01Z",
+                     "9999-12-31T23:59:59.999999Z"]
+            paid = []
+            for at in dates:
+                r = client.post("/invoice-transactions", headers=h, json={
+                    "invoice_id": inv["id"], "amount": 1, "payment_mode": "upi",
+                    "payment_date": at})
+                assert r.status_code == 201, r.text
+                paid.append(r.json())
+            r = client.get("/events", headers=h, params={"invoice_id": inv["id"]})
+            assert r.status_code == 200, r.text
+            sent = [e["data"]["object"] for e in r.json()["data"]
+                    if e["type"] == "payment.succeeded"]
+            assert sorted(t["payment_date"] for t in sent) == dates
+            assert sorted(sent, key=lambda t: t["payment_date"]) == paid
+    finally:
+        db.rows(f"ALTER DATABASE \"{name}\" RESET timezone")
+
+
 def test_fastapis_own_telemetry_is_off_unless_asked(explicit: Settings) -> None:
     """Off, FastAPI does not look for OpenTelemetry providers on every request."""
     flags = ("tracing", "metrics", "logs")

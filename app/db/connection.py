@@ -215,7 +215,9 @@ def configure(settings: Settings, url: str, read_url: str | None = None) -> None
     after a failover new connections reach the new primary."""
     # JIT off: the app runs short indexed statements, and a planner misestimate (the
     # delivery claim's head check) otherwise compiles one for 30 ms to run it in 1 ms.
-    server_settings = {"application_name": "payment-app", "jit": "off"}
+    # UTC: PostgreSQL writes times into events' JSON in the session's zone, and the API's
+    # times are UTC (an early date in a zone with an odd offset came out as "… BC").
+    server_settings = {"application_name": "payment-app", "jit": "off", "timezone": "UTC"}
     if settings.db_statement_timeout_ms:
         server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
     extra: dict = {"server_settings": server_settings, "reset": _keep_session}

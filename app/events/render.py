@@ -8,7 +8,7 @@ are shaped here by the same functions that shape the API's answers."""
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
@@ -25,16 +25,28 @@ _TIMES = ("created_at", "updated_at", "payment_date")
 _IDS = ("id", "invoice_id", "payer_id", "receiver_id", "user_id", "transaction_id")
 
 
+# The driver stores the first and the last moment and day Python has as PostgreSQL's
+# infinities, and reads them back as those: so does an event's row.
+_INFINITE_TIMES = {"-infinity": datetime.min.replace(tzinfo=UTC),
+                   "infinity": datetime.max.replace(tzinfo=UTC)}
+_INFINITE_DATES = {"-infinity": date.min, "infinity": date.max}
+
+
+def _time(text: str) -> datetime:
+    """A timestamptz as `to_jsonb` wrote it."""
+    return _INFINITE_TIMES.get(text) or datetime.fromisoformat(text)
+
+
 def _typed(raw: dict[str, Any]) -> dict[str, Any]:
     row = dict(raw)
     for key in _TIMES:
         if isinstance(row.get(key), str):
-            row[key] = datetime.fromisoformat(row[key])
+            row[key] = _time(row[key])
     for key in _IDS:
         if isinstance(row.get(key), str):
             row[key] = uuid.UUID(row[key])
-    if isinstance(row.get("due_date"), str):
-        row["due_date"] = date.fromisoformat(row["due_date"])
+    if isinstance(due := row.get("due_date"), str):
+        row["due_date"] = _INFINITE_DATES.get(due) or date.fromisoformat(due)
     return row
 
 
@@ -47,9 +59,8 @@ def event_object(data: dict[str, Any]) -> dict[str, Any]:
                 "balance": format_minor(row["balance"], row["currency"])}
     if "transaction" in data:  # the commonest event, shaped without a model (docs/EVENTS.md)
         raw = data["transaction"]  # ids already as the API writes them; times as PostgreSQL
-        return transaction_json({**raw, "created_at": iso_z(datetime.fromisoformat(
-            raw["created_at"])), "payment_date": iso_z(datetime.fromisoformat(
-                raw["payment_date"]))})
+        return transaction_json({**raw, "created_at": iso_z(_time(raw["created_at"])),
+                                 "payment_date": iso_z(_time(raw["payment_date"]))})
     return invoice_out(_typed(data["invoice"])).model_dump(mode="json")
 
 
