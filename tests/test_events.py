@@ -4,8 +4,10 @@ receiver by the server's own delivery worker, signed per Standard Webhooks."""
 from __future__ import annotations
 
 import itertools
+import time
 import uuid
 
+import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from tests.support import Account, Api, Received, Receiver, assert_problem, deliver, evt
@@ -121,6 +123,36 @@ def test_deliveries_are_signed_and_verify_with_the_standard_library(
         raise AssertionError("another secret verified")
     except WebhookVerificationError:
         pass
+
+
+@pytest.mark.faults  # it logs the event it cannot render, on purpose
+def test_an_event_that_cannot_be_rendered_fails_alone(
+        api: Api, admin: Account, alice: Account, bob: Account, receiver: Receiver) -> None:
+    """A delivery whose event cannot be rendered is recorded as a failed attempt, and the
+    others claimed with it go out once each (before, the batch's outcomes were lost and
+    the others were sent again every time their lease ran out)."""
+    hook = endpoint(api, admin, receiver.url, ["payment.succeeded"])
+    seq = api.db.scalar(
+        "INSERT INTO events (id, type, invoice_id, created_at, data) VALUES (%s, "
+        "'payment.succeeded', NULL, now(), '{\"transaction\": {\"created_at\": \"x\"}}') "
+        "RETURNING seq", ("evt_" + uuid.uuid4().hex,))
+    api.db.rows("INSERT INTO deliveries (event_seq, endpoint_id, next_attempt_at, created_at, "
+                "updated_at) VALUES (%s, %s, now(), now(), now())", (seq, hook["id"]))
+    try:
+        inv = api.invoice(admin, alice, bob, amount="5.00")
+        api.pay(admin, inv["id"], "2")
+        api.pay(admin, inv["id"], "3")
+        got = receiver.wait_for(2)
+        attempt = api.db.rows(
+            "SELECT a.error, d.status FROM delivery_attempts a JOIN deliveries d "
+            "ON d.id = a.delivery_id WHERE d.event_seq = %s", (seq,))
+        assert attempt == [{"error": "the event could not be sent: ValueError",
+                            "status": "pending"}]
+        time.sleep(1.5)  # longer than a poll: nothing is sent again
+        assert len(receiver.received) == 2, [g.json()["type"] for g in receiver.received]
+        assert {g.json()["data"]["object"]["amount"] for g in got} == {"2.00", "3.00"}
+    finally:  # its retry would log the failure again during the next tests
+        api.db.rows("DELETE FROM events WHERE seq = %s", (seq,))
 
 
 def test_a_failing_receiver_gets_retries_with_growing_delays_and_the_same_id(

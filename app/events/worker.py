@@ -227,7 +227,16 @@ class Deliverer:
 
     async def _attempt(self, row: Any) -> tuple[int | None, str | None, float]:
         started = time.perf_counter()
-        status_code, error = await self._send(row)
+        try:
+            status_code, error = await self._send(row)
+        except Exception as exc:
+            # An event that cannot be rendered or signed (a bug, or a row changed by
+            # hand) fails its own attempt, not the batch: otherwise no outcome of the batch
+            # is recorded and every other delivery in it is sent again once its lease runs
+            # out, for ever.
+            log.exception("delivery could not be sent", extra={
+                "event_id": row["id"], "endpoint_id": row["endpoint_id"]})
+            status_code, error = None, f"the event could not be sent: {type(exc).__name__}"
         return status_code, error, round((time.perf_counter() - started) * 1000, 1)
 
     async def _record_all(self, rows: list[Any],
