@@ -1,5 +1,6 @@
 """What one delivery costs in CPU, per process: the sender (`python -m app deliver`),
 PostgreSQL, and the receiver, while one deliver process sends a queue of deliveries.
+PostgreSQL's figure and the machine's count whatever else runs: run it alone.
 
 On a throwaway database, N `payment.succeeded` events of 1,000 invoices (as bench/run.py's
 events scenario makes them) are queued to one endpoint at once, in event order; this
@@ -43,7 +44,7 @@ SELECT 'evt_' || replace(gen_random_uuid()::text, '-', ''), 'payment.succeeded',
            'payment_date', at, 'reference', 'bench', 'source', 'api', 'event_id', NULL,
            'created_at', at))
 FROM (SELECT ('00000000-0000-4000-8000-' || lpad((1 + n %% 1000)::text, 12, '0'))::uuid
-             AS inv, now() + n * interval '1 millisecond' AS at
+             AS inv, now() - (%s - n) * interval '1 millisecond' AS at
       FROM generate_series(1, %s) n) s
 """
 # Queued as a payment's fan-out queues them: due when their event was made, in its order.
@@ -112,7 +113,7 @@ def one_round(db: seed.Database, url: str, n: int, bare: bool) -> dict[str, floa
             "'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', now(), now())",
             (f"http://127.0.0.1:{port}/",))
     endpoint = db.scalar("SELECT id FROM webhook_endpoints")
-    db.rows(_EVENTS, (n,))
+    db.rows(_EVENTS, (n, n))  # made in the last n ms: all due when queued
     db.rows("VACUUM ANALYZE events")
     env = {**os.environ, "DATABASE_URL": url, "WEBHOOK_ALLOW_PRIVATE_URLS": "true",
            "LOG_LEVEL": "WARNING", "MIGRATE_ON_START": "false"}
@@ -123,7 +124,11 @@ def one_round(db: seed.Database, url: str, n: int, bare: bool) -> dict[str, floa
         before = (cpu_of(deliverer.pid), postgres_cpu(), cpu_of(receiver.pid),
                   machine_busy(), time.monotonic())
         db.rows(_QUEUE, (endpoint,))
+        deadline = time.monotonic() + 120 + n / 100
         while db.scalar("SELECT count(*) FROM deliveries WHERE status = 'pending'"):
+            if deliverer.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the deliver process stopped or stalled: run "
+                                 "`python -m app deliver` with this environment to see why")
             time.sleep(0.25)
         after = (cpu_of(deliverer.pid), postgres_cpu(), cpu_of(receiver.pid),
                  machine_busy(), time.monotonic())
