@@ -241,6 +241,39 @@ def test_deliveries_behind_a_head_waiting_for_its_retry_are_held_to_its_time(
         receiver.close()
 
 
+@pytest.mark.parametrize("pending", [2_000, 6_000, 20_000])
+def test_the_claim_walks_its_index_at_every_queue_size(own: Api, pending: int) -> None:
+    """The claim reads an endpoint's due deliveries from its index in due order, stops at
+    the batch, and leases each by its key; it never reads the whole queue (it sorted it
+    from about 5,000 pending deliveries to some 10,000, where the planner took the head
+    check for a rare one, and scanned the table for the lease below some 20,000)."""
+    from app.events.worker import CLAIM
+
+    api = own
+    endpoint = api.db.scalar(
+        "INSERT INTO webhook_endpoints (id, url, event_types, secret, created_at, "
+        "updated_at) VALUES (gen_random_uuid(), 'http://example.com/', '{*}', 's', now(), "
+        "now()) RETURNING id")
+    api.db.rows(  # the events of 1,000 invoices, queued as payments queue them
+        "WITH e AS (INSERT INTO events (id, type, invoice_id, created_at, data) "
+        "SELECT 'evt_' || g, 'payment.succeeded', "
+        "('00000000-0000-4000-8000-' || lpad((g %% 1000)::text, 12, '0'))::uuid, "
+        "now() - (%s - g) * interval '1 ms', '{}' FROM generate_series(1, %s) g "
+        "RETURNING seq, invoice_id, created_at) "
+        "INSERT INTO deliveries (event_seq, endpoint_id, invoice_id, next_attempt_at, "
+        "created_at, updated_at) SELECT seq, %s, invoice_id, created_at, created_at, "
+        "created_at FROM e", (pending, pending, endpoint))
+    api.db.rows("ANALYZE deliveries")
+    sql = CLAIM.source
+    for name, value in {":lease_until": "now() + interval '21 s'", ":now": "now()",
+                        ":batch": "32"}.items():
+        sql = sql.replace(name, value)
+    plan = "\n".join(r["QUERY PLAN"] for r in api.db.rows("EXPLAIN " + sql))
+    assert "Seq Scan on deliveries" not in plan, plan
+    assert "Index Scan using deliveries_endpoint_due_idx on deliveries h" in plan, plan
+    assert "Index Scan using deliveries_pkey on deliveries d" in plan, plan
+
+
 def test_invoice_overdue_is_written_once_across_two_delivery_processes(
         own: Api, tmp_path) -> None:
     """The clock moved two days on (CLOCK_SHIFT_DAYS), not slept: two `deliver` processes
