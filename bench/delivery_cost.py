@@ -30,8 +30,6 @@ sys.path.insert(0, str(ROOT))
 import harness
 import seed
 
-from app.db.migrations import migrate
-
 DB_NAME = "payapp_bench_delivery"
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -151,10 +149,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--bare", action="store_true", help="a receiver that costs nothing")
     args = parser.parse_args()
-    server = harness.server_url()
-    url = harness.recreate_database(server, DB_NAME)
-    try:
-        migrate(url)
+    with harness.throwaway_database(DB_NAME) as url:
         db = seed.Database(url)
         print(f"{args.deliveries:,} deliveries queued at once, one deliver process, "
               f"{'a bare' if args.bare else 'the receive-events'} receiver; "
@@ -165,8 +160,6 @@ def main() -> int:
                   f"{r['receiver']:.3f}  whole machine {r['machine']:.3f}  "
                   f"(sent in {r['seconds']:.1f} s)", flush=True)
         db.close()
-    finally:
-        harness.drop_database(server, DB_NAME)
     return 0
 
 

@@ -28,7 +28,6 @@ import asyncpg
 import harness
 import seed
 
-from app.db.migrations import migrate
 from app.invoices.queries import SELECT_INVOICE
 
 SQL = SELECT_INVOICE + " WHERE i.id = $1"
@@ -80,16 +79,11 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--queries", type=int, default=3000)
     args = parser.parse_args()
-    server = harness.server_url()
-    url = harness.recreate_database(server, DB_NAME)
-    try:
-        migrate(url)
+    with harness.throwaway_database(DB_NAME) as url:
         db = seed.Database(url)
         db.seed_base()
         db.close()
         asyncio.run(measure(url, args.queries))
-    finally:
-        harness.drop_database(server, DB_NAME)
     return 0
 
 

@@ -12,6 +12,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -62,6 +64,21 @@ def recreate_database(server: str, name: str) -> str:
 
 def drop_database(server: str, name: str) -> None:
     admin_sql(server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@contextmanager
+def throwaway_database(name: str) -> Iterator[str]:
+    """A database of that name on DATABASE_URL's server, made anew and migrated; its URL.
+    Dropped afterwards."""
+    from app.db.migrations import migrate
+
+    server = server_url()
+    url = recreate_database(server, name)
+    try:
+        migrate(url)
+        yield url
+    finally:
+        drop_database(server, name)
 
 
 def postgres_version(url: str) -> str:
