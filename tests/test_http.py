@@ -43,6 +43,55 @@ def test_openapi_document(api: Api) -> None:
         assert path in doc["paths"], path
 
 
+
+# -- query strings (read as one model each: app/http/params.py) -------------------------------
+
+def test_list_query_errors_name_each_bad_parameter_once(api: Api, admin: Account) -> None:
+    r = api.client.get("/invoices", headers=admin.headers, params={
+        "limit": "0", "status": "bogus", "payer_id": "x", "overdue": "maybe",
+        "created_after": "yesterday", "cursor": "c" * 513})
+    errors = assert_problem(r, 422, "validation_error")["errors"]
+    assert [e["loc"] for e in errors] == [["query", name] for name in (
+        "limit", "cursor", "status", "payer_id", "created_after", "overdue")]
+    # A bad path parameter is listed too, first, as FastAPI lists them.
+    r = api.client.get("/users/not-an-id/credit/entries", headers=admin.headers,
+                       params={"limit": "101"})
+    errors = assert_problem(r, 422, "validation_error")["errors"]
+    assert [e["loc"] for e in errors] == [["path", "user_id"], ["query", "limit"]]
+    r = api.client.get("/invoice-transactions/invoice/not-an-id", headers=admin.headers,
+                       params={"limit": "x"})
+    errors = assert_problem(r, 422, "validation_error")["errors"]
+    assert [e["loc"] for e in errors] == [["path", "invoice_id"], ["query", "limit"]]
+
+
+def test_list_query_takes_the_last_of_a_repeated_name_and_ignores_unknown_ones(
+        api: Api, admin: Account) -> None:
+    r = api.client.get("/users?limit=x&limit=1&unknown=3", headers=admin.headers)
+    assert r.status_code == 200 and len(r.json()["data"]) == 1, r.text
+    r = api.client.get("/users?limit=1&limit=x", headers=admin.headers)
+    assert assert_problem(r, 422, "validation_error")["errors"][0]["loc"] == ["query", "limit"]
+    r = api.client.get("/events?type=payment.succeeded&limit=2&created_after="
+                       "2024-01-01T00:00:00%2B05:00", headers=admin.headers)
+    assert r.status_code == 200, r.text
+
+
+def test_list_query_parameters_are_documented(api: Api) -> None:
+    doc = api.client.get("/openapi.json").json()
+    params = {p["name"]: p for p in doc["paths"]["/invoices"]["get"]["parameters"]}
+    assert list(params) == ["limit", "cursor", "status", "payer_id", "receiver_id",
+                            "created_after", "created_before", "overdue"]
+    assert all(p["in"] == "query" and p["required"] is False for p in params.values())
+    limit = params["limit"]["schema"]
+    assert (limit["type"], limit["minimum"], limit["maximum"], limit["default"]) == (
+        "integer", 1, 100, 20)
+    assert params["limit"]["description"] == "page size (1–100)"
+    assert "pending" in params["status"]["schema"]["anyOf"][0]["enum"]
+    for path in ("/users", "/webhook-endpoints", "/users/{user_id}/credit/entries",
+                 "/invoice-transactions/invoice/{invoice_id}", "/events"):
+        names = [p["name"] for p in doc["paths"][path]["get"]["parameters"]
+                 if p["in"] == "query"]
+        assert names[:2] == ["limit", "cursor"], (path, names)
+
 # -- bodies in another media type ------------------------------------------------------------
 
 @pytest.mark.parametrize("path, method", [("/users", "post"), ("/invoices", "post"),

@@ -9,12 +9,12 @@ from app.credit import service
 from app.credit.schemas import CreditApply, CreditBalances, CreditEntryOut, CreditGrant
 from app.http import idempotency
 from app.http.deps import AppSettings
-from app.http.params import Cursor, IdempotencyKey, Limit
+from app.http.params import IdempotencyKey, PageParams
 from app.http.problems import ADMIN, problems
 from app.http.responses import json_response
 from app.http.routing import make_router
 from app.ledger.schemas import TransactionOut
-from app.pagination import DEFAULT_LIMIT, Page
+from app.pagination import Page
 
 router = make_router(tags=["credit"])
 
@@ -31,11 +31,11 @@ async def get_balances(user_id: uuid.UUID, viewer: AdminOrSelf) -> Response:
             summary="A user's credit ledger, newest first (admin or self)",
             responses=problems(ADMIN, {404: ["user_not_found"],
                                        422: ["validation_error", "invalid_cursor"]}))
-async def list_entries(user_id: uuid.UUID, viewer: AdminOrSelf, limit: Limit = DEFAULT_LIMIT,
-                       cursor: Cursor = None) -> Response:
+async def list_entries(user_id: uuid.UUID, viewer: AdminOrSelf, page: PageParams) -> Response:
     """Every grant, overpayment, application (negative) and refund returned to credit; the
     balance is their sum."""
-    return json_response(await service.entries(user_id=user_id, limit=limit, cursor=cursor))
+    return json_response(await service.entries(user_id=user_id, limit=page.limit,
+                                                     cursor=page.cursor))
 
 
 @router.post("/users/{user_id}/credit", status_code=201, response_model=CreditEntryOut,

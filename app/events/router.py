@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Path, Query, Response
+from fastapi import Depends, Path, Response
 
 from app.auth.deps import AdminUser, check_now
 from app.db.transaction import transaction
@@ -17,40 +17,32 @@ from app.events.schemas import (
     EndpointUpdate,
     EndpointWithSecret,
     EventOut,
-    EventType,
+    EventQuery,
     RedeliverIn,
     RedeliverOut,
     SecretOut,
 )
 from app.http.deps import AppSettings
-from app.http.fields import InTimestamp
-from app.http.params import Cursor, Limit
+from app.http.params import PageParams, query_of
 from app.http.problems import ADMIN, problems
 from app.http.responses import json_response
 from app.http.routing import make_router
-from app.pagination import DEFAULT_LIMIT, Page
+from app.pagination import Page
 
 router = make_router(tags=["events"])
 EventId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$",
                               examples=["evt_5f0c3a1e9b2d4c8e8a7b6c5d4e3f2a1b"])]
+EventListQuery = Annotated[EventQuery, Depends(query_of(EventQuery))]
 
 
 @router.get("/events", response_model=Page[EventOut], summary="List events, newest first (admin)",
             responses=problems(ADMIN, {422: ["validation_error", "invalid_cursor"]}))
-async def list_events(
-    admin: AdminUser,
-    limit: Limit = DEFAULT_LIMIT,
-    cursor: Cursor = None,
-    type: Annotated[EventType | None, Query()] = None,
-    invoice_id: Annotated[uuid.UUID | None, Query()] = None,
-    created_after: Annotated[InTimestamp | None, Query()] = None,
-    created_before: Annotated[InTimestamp | None, Query()] = None,
-) -> Response:
+async def list_events(admin: AdminUser, query: EventListQuery) -> Response:
     """Every change of an invoice or of money, written in the same transaction as the
     change. Kept `EVENT_RETENTION_DAYS`."""
     return json_response(await service.list_events(
-        limit=limit, cursor=cursor, type=type, invoice_id=invoice_id,
-        created_after=created_after, created_before=created_before))
+        limit=query.limit, cursor=query.cursor, type=query.type, invoice_id=query.invoice_id,
+        created_after=query.created_after, created_before=query.created_before))
 
 
 @router.get("/events/{event_id}", response_model=EventOut, summary="One event (admin)",
@@ -97,10 +89,9 @@ async def create_endpoint(body: EndpointCreate, admin: AdminUser,
 @router.get("/webhook-endpoints", response_model=Page[EndpointOut],
             summary="List webhook endpoints (admin)",
             responses=problems(ADMIN, {422: ["validation_error", "invalid_cursor"]}))
-async def list_endpoints(admin: AdminUser, limit: Limit = DEFAULT_LIMIT,
-                         cursor: Cursor = None) -> Response:
+async def list_endpoints(admin: AdminUser, page: PageParams) -> Response:
     """Oldest first, without their secrets."""
-    return json_response(await endpoints.list_endpoints(limit=limit, cursor=cursor))
+    return json_response(await endpoints.list_endpoints(limit=page.limit, cursor=page.cursor))
 
 
 @router.get("/webhook-endpoints/{endpoint_id}", response_model=EndpointOut,

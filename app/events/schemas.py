@@ -5,7 +5,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from app.http.fields import StrictBody, Timestamp
+from app.http.fields import InTimestamp, StrictBody, Timestamp
+from app.http.params import PageQuery
 
 EventType = Literal["invoice.created", "invoice.updated", "invoice.deleted",
                     "invoice.completed", "invoice.voided", "invoice.uncollectible",
@@ -13,6 +14,15 @@ EventType = Literal["invoice.created", "invoice.updated", "invoice.deleted",
                     "refund.succeeded", "credit.granted", "credit.applied"]
 EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
 Subscription = EventType | Literal["*"]
+
+
+class EventQuery(PageQuery):
+    """GET /events: a page, filtered."""
+
+    type: EventType | None = None
+    invoice_id: uuid.UUID | None = None
+    created_after: InTimestamp | None = None
+    created_before: InTimestamp | None = None
 
 
 class EventOut(BaseModel):

@@ -8,8 +8,11 @@ from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, Response
 from fastapi.dependencies.models import Dependant
+from fastapi.dependencies.utils import request_params_to_args
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security import OAuth2PasswordBearer
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from app.db.connection import reading_from_replica
@@ -18,6 +21,7 @@ from app.db.guard import set_guard, settle_pending
 from app.db.transaction import release_connection
 from app.errors import DomainError
 from app.http.jsonbody import ExactJSONRequest
+from app.http.params import QUERY_MODEL, QueryInvalid, openapi_parameters
 
 NOT_STARTED = ("the app's lifespan has not run, so it has no database: serve it with uvicorn, "
                "or in tests use `with TestClient(app) as client:` (a TestClient made without "
@@ -28,11 +32,24 @@ class AppRoute(APIRoute):
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
         self._bearer = _bearer_of(self.dependant)
+        self._document_query_models()
         documented = ((self.openapi_extra or {}).get("requestBody") or {}).get("content")
         # The media types the route's body may come in; None: it takes no body.
         self.media_types: list[str] | None = (
             list(documented) if documented else ["application/json"] if self.body_field
             else None)
+
+    def _document_query_models(self) -> None:
+        """The query parameters of the route's query_of() models (app/http/params.py), which
+        FastAPI does not see as parameters, written into its OpenAPI operation."""
+        extra = dict(self.openapi_extra or {})
+        parameters = list(extra.get("parameters", []))
+        for model in _query_models(self.dependant):
+            known = {(p["name"], p["in"]) for p in parameters}
+            parameters += [p for p in openapi_parameters(model)
+                           if (p["name"], p["in"]) not in known]
+        if parameters:
+            self.openapi_extra = {**extra, "parameters": parameters}
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -58,6 +75,8 @@ class AppRoute(APIRoute):
                     # The caller comes first: a refused one learns nothing from the route's
                     # own answer, not even about its body.
                     await self._caller_before(request, exc)
+                    if isinstance(exc, QueryInvalid):
+                        raise self._with_path_errors(request, exc) from None
                     raise
                 await settle_pending()
                 return response
@@ -79,6 +98,12 @@ class AppRoute(APIRoute):
             await settle_pending()
         except DomainError as refused:
             raise refused from exc
+
+    def _with_path_errors(self, request: Request, exc: QueryInvalid) -> RequestValidationError:
+        """`exc` after the errors of the route's own path parameters, in FastAPI's order: a
+        query_of() dependency raised before FastAPI had read them."""
+        _, errors = request_params_to_args(self.dependant.path_params, request.path_params)
+        return RequestValidationError([*errors, *exc.errors()]) if errors else exc
 
     def _check_media_type(self, request: Request) -> None:
         """415 for a body the route does not read: another media type, or none at all (as
@@ -120,6 +145,15 @@ def _bearer_of(dependant: Dependant) -> OAuth2PasswordBearer | None:
         if (found := _bearer_of(dependency)) is not None:
             return found
     return None
+
+
+def _query_models(dependant: Dependant) -> list[type[BaseModel]]:
+    models = []
+    for dependency in dependant.dependencies:
+        if (model := getattr(dependency.call, QUERY_MODEL, None)) is not None:
+            models.append(model)
+        models += _query_models(dependency)
+    return models
 
 
 def make_router(**kwargs: Any) -> APIRouter:

@@ -3,22 +3,22 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Query, Response
+from fastapi import Depends, Response
 
 from app.auth.deps import AdminUser, CheckedUser, ensure_can_see_invoice
 from app.db.transaction import transaction
 from app.http import idempotency
 from app.http.deps import AppSettings
-from app.http.fields import InTimestamp
-from app.http.params import Cursor, IdempotencyKey, Limit
+from app.http.params import IdempotencyKey, query_of
 from app.http.problems import ADMIN, problems
 from app.http.responses import json_response
 from app.http.routing import make_router
 from app.invoices import service
-from app.invoices.schemas import InvoiceCreate, InvoiceOut, InvoiceStatus, InvoiceUpdate
-from app.pagination import DEFAULT_LIMIT, Page
+from app.invoices.schemas import InvoiceCreate, InvoiceOut, InvoiceQuery, InvoiceUpdate
+from app.pagination import Page
 
 router = make_router(prefix="/invoices", tags=["invoices"])
+InvoiceListQuery = Annotated[InvoiceQuery, Depends(query_of(InvoiceQuery))]
 
 
 @router.post("", status_code=201, response_model=InvoiceOut, summary="Create an invoice (admin)",
@@ -38,23 +38,13 @@ async def create_invoice(body: InvoiceCreate, admin: AdminUser,
 
 @router.get("", response_model=Page[InvoiceOut], summary="List invoices, newest first (admin)",
             responses=problems(ADMIN, {422: ["validation_error", "invalid_cursor"]}))
-async def list_invoices(
-    admin: AdminUser,
-    limit: Limit = DEFAULT_LIMIT,
-    cursor: Cursor = None,
-    status: Annotated[InvoiceStatus | None, Query()] = None,
-    payer_id: Annotated[uuid.UUID | None, Query()] = None,
-    receiver_id: Annotated[uuid.UUID | None, Query()] = None,
-    created_after: Annotated[InTimestamp | None, Query()] = None,
-    created_before: Annotated[InTimestamp | None, Query()] = None,
-    overdue: Annotated[bool | None, Query(
-        description="true: due before today (UTC), something still due, not void")] = None,
-) -> Response:
+async def list_invoices(admin: AdminUser, query: InvoiceListQuery) -> Response:
     """Newest first, a page at a time; filter by status, payer, receiver, creation time or
     whether it is overdue."""
     return json_response(await service.list_invoices(
-        limit=limit, cursor=cursor, status=status, payer_id=payer_id, receiver_id=receiver_id,
-        created_after=created_after, created_before=created_before, overdue=overdue))
+        limit=query.limit, cursor=query.cursor, status=query.status, payer_id=query.payer_id,
+        receiver_id=query.receiver_id, created_after=query.created_after,
+        created_before=query.created_before, overdue=query.overdue))
 
 
 @router.get("/{invoice_id}", response_model=InvoiceOut,

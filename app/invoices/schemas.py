@@ -6,12 +6,25 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, Field
 
-from app.http.fields import Amount, CurrencyCode, StrictBody, Timestamp
+from app.http.fields import Amount, CurrencyCode, InTimestamp, StrictBody, Timestamp
+from app.http.params import PageQuery
 
 InvoiceStatus = Literal[
     "pending", "payment_failed", "partially_paid", "completed", "partially_refunded",
     "refunded", "uncollectible", "void"
 ]
+
+
+class InvoiceQuery(PageQuery):
+    """GET /invoices: a page, filtered."""
+
+    status: InvoiceStatus | None = None
+    payer_id: uuid.UUID | None = None
+    receiver_id: uuid.UUID | None = None
+    created_after: InTimestamp | None = None
+    created_before: InTimestamp | None = None
+    overdue: bool | None = Field(
+        default=None, description="true: due before today (UTC), something still due, not void")
 
 
 class ReadOnlyInvoiceFields(StrictBody):

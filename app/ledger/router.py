@@ -9,13 +9,13 @@ from app.credit import service as credit
 from app.db.transaction import autocommit
 from app.http import idempotency
 from app.http.deps import AppSettings
-from app.http.params import Cursor, IdempotencyKey, Limit
+from app.http.params import IdempotencyKey, PageParams
 from app.http.problems import ADMIN, problems
 from app.http.responses import json_response
 from app.http.routing import make_router
 from app.ledger import service
 from app.ledger.schemas import CreditedTransactionOut, TransactionCreate, TransactionOut
-from app.pagination import DEFAULT_LIMIT, Page
+from app.pagination import Page
 
 router = make_router(prefix="/invoice-transactions", tags=["transactions"])
 
@@ -70,11 +70,10 @@ async def create_transaction(body: TransactionCreate, claims: Caller,
             responses=problems(ADMIN, {404: ["invoice_not_found"],
                                        422: ["validation_error", "invalid_cursor"]}))
 async def list_invoice_transactions(invoice_id: uuid.UUID, admin: AdminUser,
-                                    limit: Limit = DEFAULT_LIMIT,
-                                    cursor: Cursor = None) -> Response:
+                                    page: PageParams) -> Response:
     """Oldest first, a page at a time."""
-    return json_response(await service.list_for_invoice(invoice_id=invoice_id, limit=limit,
-                                                        cursor=cursor))
+    return json_response(await service.list_for_invoice(
+        invoice_id=invoice_id, limit=page.limit, cursor=page.cursor))
 
 
 @router.get("/{transaction_id}", response_model=TransactionOut,

@@ -20,11 +20,11 @@ from app.db.transaction import transaction
 from app.errors import Forbidden, Invalid
 from app.http import idempotency
 from app.http.deps import AppSettings
-from app.http.params import Cursor, IdempotencyKey, Limit
+from app.http.params import IdempotencyKey, PageParams
 from app.http.problems import ADMIN, problems
 from app.http.responses import json_response
 from app.http.routing import make_router
-from app.pagination import DEFAULT_LIMIT, Page
+from app.pagination import Page
 from app.users import service
 from app.users.schemas import UserCreate, UserOut, UserUpdate, UserWithNewToken
 
@@ -51,10 +51,9 @@ async def create_user(body: UserCreate, actor: OptionalUser, hasher: Hasher,
 
 @router.get("", response_model=Page[UserOut], summary="List users (admin)",
             responses=problems(ADMIN, {422: ["validation_error", "invalid_cursor"]}))
-async def list_users(admin: AdminUser, limit: Limit = DEFAULT_LIMIT,
-                     cursor: Cursor = None) -> Response:
+async def list_users(admin: AdminUser, page: PageParams) -> Response:
     """Newest first, a page at a time: pass `next_cursor` back as `cursor`."""
-    return json_response(await service.list_users(limit=limit, cursor=cursor))
+    return json_response(await service.list_users(limit=page.limit, cursor=page.cursor))
 
 
 @router.get("/{user_id}", response_model=UserOut, summary="One user (admin or self)",
