@@ -163,8 +163,10 @@ def cmd_deliver(args: argparse.Namespace, settings: Settings) -> int:
     from app.db.migrations import migrate
     from app.events.worker import Deliverer
     from app.ops.logging import configure_logging
+    from app.ops.runtime import tune_gc
 
     configure_logging(settings.log_level, settings.resolved_log_format)
+    tune_gc()
     url = _url(settings)
     migrate(url)
 

@@ -35,6 +35,7 @@ from app.invoices import router as invoices_router
 from app.ledger import router as ledger_router
 from app.ops import router as ops_router
 from app.ops.logging import configure_logging
+from app.ops.runtime import tune_gc
 from app.users import router as users_router
 from app.webhooks import router as webhooks_router
 
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        tune_gc()
         url = await asyncio.to_thread(database_url, settings)
         connection.configure(settings, url, settings.read_database_url)
         clock.configure(settings)

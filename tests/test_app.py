@@ -3,6 +3,7 @@ database connection back, and settings passed to create_app() reach every part."
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 import uuid
@@ -14,6 +15,7 @@ from jose import jwt
 from app.config import Settings
 from app.db import models
 from app.main import create_app
+from app.ops.runtime import GC_THRESHOLDS
 from tests.support import PASSWORD, Account, Api, Database, deliver, evt, metric, sign
 
 
@@ -155,6 +157,18 @@ def test_fastapis_own_telemetry_is_off_unless_asked(explicit: Settings) -> None:
     assert [off[f] for f in flags] == [False] * 3
     on = create_app(explicit.model_copy(update={"opentelemetry": True}))._telemetry
     assert [on[f] for f in flags] == [True] * 3
+
+
+def test_a_started_app_collects_garbage_less_often(explicit: Settings) -> None:
+    """The thresholds app/ops/runtime.py sets when the app starts (each API worker)."""
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        with TestClient(create_app(explicit)):
+            assert gc.get_threshold() == GC_THRESHOLDS
+        assert GC_THRESHOLDS[0] > 700
+    finally:
+        gc.set_threshold(*before)
 
 
 def test_the_readme_way_to_test_with_test_client(database_url: str, db: Database) -> None:
