@@ -11,13 +11,16 @@ unit of work that writes, uses the primary (`DATABASE_URL`).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import re
 import time
 from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any
 
 import asyncpg
+import orjson
 from playhouse.pwasyncio import (
     AsyncPostgresqlConnection,
     AsyncPostgresqlDatabase,
@@ -82,6 +85,35 @@ class AppConnection(AsyncPostgresqlConnection):
         return CursorAdapter(records, rowcount=rowcount, description=description)
 
 
+# orjson reads an integer beyond 64 bits as a float; the standard library keeps it exact.
+_WIDE_INTEGER = re.compile(rb"\d{19}")
+
+
+def _decode_json(text: bytes) -> Any:
+    """orjson, five times the standard library's speed on an event's body (the deliverer
+    reads one per delivery), unless the text has a run of 19 digits or more (an integer
+    that may not fit in 64 bits, or only digits in a string) or a number orjson refuses
+    (beyond a double's range): then the standard library, as before."""
+    if not _WIDE_INTEGER.search(text):
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
+
+
+def _encode_jsonb(value: str | bytes) -> bytes:
+    return b"\x01" + (value if isinstance(value, bytes) else value.encode())
+
+
+def _decode_jsonb(data: bytes) -> Any:
+    return _decode_json(data[1:])  # after the binary format's version byte
+
+
+def _encode_json(value: str | bytes) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()
+
+
 async def _keep_session(connection: object) -> None:
     """Pool release hook: nothing to reset. The app sets no session state (no SET, LISTEN
     or session advisory locks; migrations use their own connection), and pwasyncio rolls
@@ -102,6 +134,17 @@ class AppDatabase(AsyncPostgresqlDatabase):
         # Its own lock: a replica that is slow to answer never holds up the primary's pool.
         self._read_pool_lock = asyncio.Lock()
         self._read_retry_at = 0.0  # after a failed connect, reads use the primary till then
+
+    async def register_adapters(self, conn: asyncpg.Connection) -> None:
+        """pwasyncio's json and jsonb codecs (peewee's fields hand them JSON text), decoding
+        with _decode_json instead of the standard library's json.loads."""
+        for name, encoder, decoder in (("json", _encode_json, _decode_json),
+                                       ("jsonb", _encode_jsonb, _decode_jsonb)):
+            await conn.set_type_codec(name, encoder=encoder, decoder=decoder,
+                                      schema="pg_catalog", format="binary")
+        if self._async_isolation_level:
+            await conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL "
+                               f"{self._async_isolation_level}")
 
     def uses_replica(self) -> bool:
         return self._read_url is not None
