@@ -58,6 +58,10 @@ def test_list_query_errors_name_each_bad_parameter_once(api: Api, admin: Account
                        params={"limit": "101"})
     errors = assert_problem(r, 422, "validation_error")["errors"]
     assert [e["loc"] for e in errors] == [["path", "user_id"], ["query", "limit"]]
+    # ... and once with a good query too, though the caller check reads it as well.
+    r = api.client.get("/users/not-an-id/credit/entries", headers=admin.headers)
+    errors = assert_problem(r, 422, "validation_error")["errors"]
+    assert [e["loc"] for e in errors] == [["path", "user_id"]]
     r = api.client.get("/invoice-transactions/invoice/not-an-id", headers=admin.headers,
                        params={"limit": "x"})
     errors = assert_problem(r, 422, "validation_error")["errors"]

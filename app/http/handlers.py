@@ -29,13 +29,17 @@ def problem(status: int, code: str, detail: str, *, headers: dict[str, str] | No
 
 
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
-    errors = []
+    """Each error once: a path parameter that a dependency reads too (the caller check of
+    /users/{user_id}/...) is validated by both, and FastAPI lists both."""
+    errors: list[dict[str, Any]] = []
     for err in exc.errors():
         msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
         ctx = err.get("ctx") or {}
         if err.get("type") == "json_invalid" and ctx.get("error"):
             msg = f"body is not valid JSON: {ctx['error']}"
-        errors.append({"loc": list(err.get("loc", ())), "msg": msg, "type": err.get("type")})
+        error = {"loc": list(err.get("loc", ())), "msg": msg, "type": err.get("type")}
+        if error not in errors:
+            errors.append(error)
     return errors
 
 

@@ -65,16 +65,22 @@ def query_of(model: type[Model]) -> Callable[[Request], Awaitable[Model]]:
 
 def openapi_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
     """`model`'s fields as OpenAPI query parameters, as FastAPI writes a `Query()` one."""
-    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    schema = model.model_json_schema(by_alias=True)
+    if "$defs" in schema:  # they would point at components the document does not have
+        raise TypeError(f"{model.__name__}: a query model's fields must have schemas of their "
+                        f"own (a Literal, not an Enum class or a model): {list(schema['$defs'])}")
     parameters = []
     for name, field in model.model_fields.items():
-        prop = dict(schema["properties"][name])
+        alias = field.alias or name
+        prop = dict(schema["properties"][alias])
         if prop.get("default", ...) is None:
             del prop["default"]
-        parameter: dict[str, Any] = {"name": name, "in": "query",
+        parameter: dict[str, Any] = {"name": alias, "in": "query",
                                      "required": field.is_required(), "schema": prop}
         if field.description:
             parameter["description"] = field.description
+        if field.deprecated:
+            parameter["deprecated"] = True
         parameters.append(parameter)
     return parameters
 
