@@ -20,6 +20,7 @@ from typing import Any
 
 import asyncpg
 import orjson
+from peewee import OperationalError, __exception_wrapper__
 from playhouse.pwasyncio import (
     AsyncPostgresqlConnection,
     AsyncPostgresqlDatabase,
@@ -162,7 +163,20 @@ class AppDatabase(AsyncPostgresqlDatabase):
                 self._read_retry_at = time.monotonic() + READ_RETRY_SECONDS
                 log.warning("replica unavailable, reading from the primary", extra={
                     "error": describe(exc), "retry_in_s": READ_RETRY_SECONDS})
-        return await super()._acquire_conn_async()
+        pool = self._pool
+        if pool is None:  # the first use: pwasyncio creates the pool, bounded in time
+            return await super()._acquire_conn_async()
+        # pwasyncio's own path, less its asyncio.wait_for around a pool that already exists:
+        # on Python 3.11 wait_for runs what it waits for as a task of its own, one more task
+        # for every request (docs/PERFORMANCE.md).
+        try:
+            with __exception_wrapper__:
+                conn = await self._pool_acquire(pool)
+        except TimeoutError:
+            raise OperationalError("Timed out acquiring connection from pool "
+                                   f"(acquire_timeout={self._acquire_timeout}).") from None
+        conn._pool = pool
+        return conn
 
     async def _acquire_read_conn(self) -> AppConnection:
         async with self._read_pool_lock:
