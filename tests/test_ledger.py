@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from app.ledger.queries import RECORD_FAILED_ATTEMPT, RECORD_REFUND_TO_CREDIT, RECORD_TRANSACTION
 from tests.support import (
     Account,
     Api,
@@ -190,3 +193,37 @@ def test_payment_after_a_currency_change_uses_the_new_currency(
     assert r.status_code == 201 and r.json()["currency"] == "JPY" and r.json()["amount"] == "5"
     assert ledger_sums(api, inv["id"]) == (5, 0, 1)
     assert_reconciles(api)
+
+
+def _columns_payments_write() -> set[str]:
+    written: set[str] = set()
+    for statement in (RECORD_TRANSACTION, RECORD_REFUND_TO_CREDIT, RECORD_FAILED_ATTEMPT):
+        assignments = statement.text.split("UPDATE invoices i SET", 1)[1].split("FROM", 1)[0]
+        written |= set(re.findall(r"(?m)^\s*([a-z_]+) = ", assignments))
+    return written
+
+
+def test_payments_that_keep_the_status_write_no_index_entry(api: Api, admin: Account,
+                                                             alice: Account,
+                                                             bob: Account) -> None:
+    """migrations/0008_hot_payments.py: no index of invoices reads a column the ledger
+    statement writes (only `status`, which follows them), so PostgreSQL updates the row in
+    place (HOT) when the status stays."""
+    written = _columns_payments_write()
+    assert {"amount_recovered", "amount_refunded", "updated_at"} <= written
+    indexes = api.db.rows("SELECT indexrelid::regclass::text AS name, "
+                          "pg_get_indexdef(indexrelid) AS definition "
+                          "FROM pg_index WHERE indrelid = 'invoices'::regclass")
+    assert len(indexes) >= 6
+    for index in indexes:
+        read = set(re.findall(r"\w+", index["definition"].split(" USING ", 1)[1]))
+        assert not read & written, f"{index['name']} reads {read & written}"
+
+    inv = api.invoice(admin, alice, bob, amount="100")
+    assert api.pay(admin, inv["id"], "10").status_code == 201  # partially_paid from here
+    hot = api.db.scalar(
+        "BEGIN; UPDATE invoices SET amount_recovered = amount_recovered + 1000, "
+        "updated_at = now() WHERE id = %s; "
+        "SELECT pg_stat_get_xact_tuples_hot_updated('invoices'::regclass)", (inv["id"],))
+    api.db.scalar("ROLLBACK; SELECT 1")
+    assert hot == 1

@@ -25,6 +25,9 @@ WITH due AS (
     SELECT i.id FROM invoices i
     WHERE i.due_date < :today AND i.overdue_notified_for IS DISTINCT FROM i.due_date
       AND i.voided_at IS NULL AND i.amount_recovered < i.amount
+      -- implied by the two lines above; written out so the planner takes the partial
+      -- index invoices_overdue_idx (migrations/0008_hot_payments.py)
+      AND i.status NOT IN ('void', 'completed')
     ORDER BY i.due_date
     LIMIT {BATCH}
     FOR UPDATE SKIP LOCKED
