@@ -21,7 +21,7 @@ from typing import Any
 from app import clock
 from app.config import Settings
 from app.db.connection import db
-from app.db.failures import database_unavailable, describe
+from app.db.failures import database_unavailable, describe, retryable
 from app.db.models import utcnow
 from app.db.sql import Statement
 from app.db.transaction import release_connection, transaction
@@ -174,7 +174,12 @@ class Deliverer:
                 pause = self.settings.delivery_poll_seconds
             except Exception as exc:
                 sent = 0
-                if not database_unavailable(exc):
+                if retryable(exc):
+                    # PostgreSQL rolled this side of a deadlock (or a serialization
+                    # failure) back: nothing was recorded, so the next round does it again.
+                    log.warning("delivery round rolled back by the database; trying again",
+                                extra={"error": describe(exc)})
+                elif not database_unavailable(exc):
                     log.exception("delivery loop")
                 else:  # a failover, a restart: say so once per pause, without a traceback
                     log.warning("deliveries paused: the database is unavailable", extra={
