@@ -22,7 +22,7 @@ from app.ledger import service as ledger
 from app.ledger.schemas import TransactionOut
 from app.money import format_minor, minor_units
 from app.ops import metrics
-from app.pagination import Page, decode_cursor, page
+from app.pagination import decode_cursor, page_json
 from app.users.service import UserNotFound
 
 
@@ -33,13 +33,18 @@ class CreditBalanceTooLarge(Conflict, code="credit_balance_too_large"): ...
 LARGEST_BALANCE = 10**15 - 1  # minor units, as for every amount (migrations/0007)
 
 
-def credit_entry_out(row: Any) -> CreditEntryOut:
+def credit_entry_json(row: Any) -> dict[str, Any]:
+    """A credit entry row as the API shows it: CreditEntryOut's fields in its order, as
+    plain values that app.http.responses encodes to the bytes the model would."""
     cur = row["currency"]
-    return CreditEntryOut.model_construct(
-        id=row["id"], user_id=row["user_id"], currency=cur,
-        amount=format_minor(row["amount"], cur), source=row["source"],
-        invoice_id=row["invoice_id"], transaction_id=row["transaction_id"],
-        reason=row["reason"], created_at=row["created_at"])
+    return {"id": row["id"], "user_id": row["user_id"], "currency": cur,
+            "amount": format_minor(row["amount"], cur), "source": row["source"],
+            "invoice_id": row["invoice_id"], "transaction_id": row["transaction_id"],
+            "reason": row["reason"], "created_at": row["created_at"]}
+
+
+def credit_entry_out(row: Any) -> CreditEntryOut:
+    return CreditEntryOut.model_construct(**credit_entry_json(row))
 
 
 async def balances(*, user_id: uuid.UUID) -> CreditBalances:
@@ -51,11 +56,12 @@ async def balances(*, user_id: uuid.UUID) -> CreditBalances:
 
 
 async def entries(*, user_id: uuid.UUID, limit: int, cursor: str | None
-                  ) -> Page[CreditEntryOut]:
+                  ) -> dict[str, Any]:
+    """Newest first, as plain values (app.pagination.page_json)."""
     if not await queries.user_exists(user_id):
         raise UserNotFound(f"no user with id {user_id}")
     rows = await queries.entries(user_id, limit, decode_cursor(cursor) if cursor else None)
-    return page(rows, limit, credit_entry_out)
+    return page_json(rows, limit, credit_entry_json)
 
 
 async def grant(*, user_id: uuid.UUID, data: CreditGrant) -> CreditEntryOut:

@@ -36,11 +36,25 @@ def newest_first(select: str, *, created: str, key: str, filters: dict[str, Any]
     operator, or holding one `%s`, → its value) and, past the cursor, rows before `after`
     in (`created`, `key`) order; `limit + 1` rows, so the caller knows whether there is a
     next page."""
+    return _keyset_page(select, created=created, key=key, filters=filters, after=after,
+                        limit=limit, newest=True)
+
+
+def oldest_first(select: str, *, created: str, key: str, filters: dict[str, Any],
+                 after: tuple[Any, Any] | None, limit: int) -> tuple[str, tuple]:
+    """newest_first() the other way round: past the cursor are the rows after `after`."""
+    return _keyset_page(select, created=created, key=key, filters=filters, after=after,
+                        limit=limit, newest=False)
+
+
+def _keyset_page(select: str, *, created: str, key: str, filters: dict[str, Any],
+                 after: tuple[Any, Any] | None, limit: int, newest: bool) -> tuple[str, tuple]:
     where = [condition if "%s" in condition else f"{condition} %s" for condition in filters]
     params = list(filters.values())
     if after is not None:
-        where.append(f"({created}, {key}) < (%s, %s)")
+        where.append(f"({created}, {key}) {'<' if newest else '>'} (%s, %s)")
         params.extend(after)
+    order = " DESC" if newest else ""
     sql = (select + (" WHERE " + " AND ".join(where) if where else "")
-           + f" ORDER BY {created} DESC, {key} DESC LIMIT %s")
+           + f" ORDER BY {created}{order}, {key}{order} LIMIT %s")
     return sql, (*params, limit + 1)

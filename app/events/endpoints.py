@@ -19,15 +19,20 @@ from app.events.schemas import (
 from app.events.service import EndpointNotFound
 from app.events.signing import new_secret
 from app.events.urls import check
-from app.pagination import Page, decode_cursor, page
+from app.pagination import decode_cursor, page_json
+
+
+def endpoint_json(row: Any) -> dict[str, Any]:
+    """An endpoint row as the API shows it: EndpointOut's fields in its order, as plain
+    values that app.http.responses encodes to the bytes the model would."""
+    return {"id": row["id"], "url": row["url"], "event_types": list(row["event_types"]),
+            "description": row["description"], "enabled": row["enabled"],
+            "disabled_reason": row["disabled_reason"], "created_at": row["created_at"],
+            "updated_at": row["updated_at"]}
 
 
 def endpoint_out(row: Any) -> EndpointOut:
-    return EndpointOut.model_construct(
-        id=row["id"], url=row["url"], event_types=list(row["event_types"]),
-        description=row["description"], enabled=row["enabled"],
-        disabled_reason=row["disabled_reason"], created_at=row["created_at"],
-        updated_at=row["updated_at"])
+    return EndpointOut.model_construct(**endpoint_json(row))
 
 
 def _subscriptions(types: list[str]) -> list[str]:
@@ -52,9 +57,10 @@ async def get_endpoint(*, endpoint_id: uuid.UUID) -> EndpointOut:
     return endpoint_out(row)
 
 
-async def list_endpoints(*, limit: int, cursor: str | None) -> Page[EndpointOut]:
+async def list_endpoints(*, limit: int, cursor: str | None) -> dict[str, Any]:
+    """Newest first, as plain values (app.pagination.page_json)."""
     rows = await queries.endpoint_page(limit, decode_cursor(cursor) if cursor else None)
-    return page(rows, limit, endpoint_out)
+    return page_json(rows, limit, endpoint_json)
 
 
 async def update_endpoint(*, endpoint_id: uuid.UUID, data: EndpointUpdate,

@@ -13,11 +13,9 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from peewee import Tuple
-
 from app.db.connection import db
 from app.db.models import WebhookEndpoint
-from app.db.sql import Statement, newest_first
+from app.db.sql import Statement, newest_first, oldest_first
 
 NEW_EVENT_ID = "'evt_' || replace(gen_random_uuid()::text, '-', '')"
 
@@ -121,11 +119,12 @@ async def endpoint(endpoint_id: uuid.UUID) -> Any | None:
 
 
 async def endpoint_page(limit: int, after: tuple[datetime, uuid.UUID] | None) -> list[Any]:
-    query = WebhookEndpoint.select()
-    if after is not None:
-        query = query.where(Tuple(WebhookEndpoint.created_at, WebhookEndpoint.id) > after)
-    query = query.order_by(WebhookEndpoint.created_at, WebhookEndpoint.id)
-    return await db.list(query.limit(limit + 1).dicts())
+    """Oldest first, `limit + 1` rows: EndpointOut's columns (never the secrets)."""
+    sql, params = oldest_first(
+        "SELECT id, url, event_types, description, enabled, disabled_reason, created_at, "
+        "updated_at FROM webhook_endpoints", created="created_at", key="id", filters={},
+        after=after, limit=limit)
+    return (await db.aexecute_sql(sql, params)).fetchall()
 
 
 async def update_endpoint(endpoint_id: uuid.UUID, values: dict[str, Any]) -> bool:

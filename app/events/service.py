@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from app.db.models import utcnow
 from app.errors import NotFound
 from app.events import queries
-from app.events.render import event_out
+from app.events.render import event_json, event_out
 from app.events.schemas import DeliveryAttemptOut, DeliveryAttempts, EventOut, RedeliverOut
-from app.pagination import Page, decode_cursor, page
+from app.pagination import decode_cursor, page_json
 
 
 class EventNotFound(NotFound, code="event_not_found"): ...
@@ -27,12 +28,13 @@ async def get_event(*, event_id: str) -> EventOut:
 async def list_events(*, limit: int, cursor: str | None, type: str | None = None,
                       invoice_id: uuid.UUID | None = None,
                       created_after: datetime | None = None,
-                      created_before: datetime | None = None) -> Page[EventOut]:
+                      created_before: datetime | None = None) -> dict[str, Any]:
+    """Newest first, as plain values (app.pagination.page_json)."""
     conditions = {"e.type =": type, "e.invoice_id =": invoice_id,
                   "e.created_at >": created_after, "e.created_at <": created_before}
     rows = await queries.page(limit, decode_cursor(cursor, id_of=int) if cursor else None,
                               {k: v for k, v in conditions.items() if v is not None})
-    return page(rows, limit, event_out, id_key="seq")
+    return page_json(rows, limit, event_json, id_key="seq")
 
 
 async def event_deliveries(*, event_id: str) -> DeliveryAttempts:

@@ -48,7 +48,7 @@ from app.ledger import queries
 from app.ledger.schemas import Kind, Source, TransactionOut
 from app.money import MAX_EXPONENT, format_minor, has_at_most_decimals, minor_units
 from app.ops import metrics
-from app.pagination import Page, decode_cursor, page
+from app.pagination import decode_cursor, page_json
 
 # A refusal that the invoice's fresh state does not explain means it changed in between;
 # after this many statements in a row, the client is told to retry.
@@ -202,9 +202,9 @@ async def get_transaction(*, transaction_id: uuid.UUID) -> TransactionOut:
 
 
 async def list_for_invoice(*, invoice_id: uuid.UUID, limit: int,
-                           cursor: str | None) -> Page[TransactionOut]:
-    """Oldest first."""
+                           cursor: str | None) -> dict[str, Any]:
+    """Oldest first, as plain values (app.pagination.page_json)."""
     rows = await queries.page(invoice_id, limit, decode_cursor(cursor) if cursor else None)
     if not rows and not await queries.invoice_exists(invoice_id):
         raise InvoiceNotFound(f"no invoice with id {invoice_id}")
-    return page(rows, limit, transaction_out)
+    return page_json(rows, limit, transaction_json)

@@ -10,6 +10,7 @@ import peewee
 
 from app.db.connection import db
 from app.db.models import User
+from app.db.sql import newest_first
 
 # Changes that may remove an active admin take this transaction-level lock first, so two of
 # them never both count the other as the admin who remains. The count runs in a statement
@@ -45,11 +46,16 @@ async def get(user_id: uuid.UUID) -> User | None:
     return await User.aget_or_none(User.id == user_id)
 
 
-async def page(limit: int, after: tuple[datetime, uuid.UUID] | None) -> list[dict]:
-    query = User.select().order_by(User.created_at.desc(), User.id.desc()).limit(limit + 1)
-    if after is not None:
-        query = query.where(peewee.Tuple(User.created_at, User.id) < after)
-    return await db.list(query.dicts())
+# UserOut's columns, written out as every list page's are (docs/PERFORMANCE.md, "List
+# pages as plain values").
+_SELECT_PUBLIC = "SELECT id, username, email, role, is_active, created_at, updated_at FROM users"
+
+
+async def page(limit: int, after: tuple[datetime, uuid.UUID] | None) -> list[Any]:
+    """Newest first, `limit + 1` rows."""
+    sql, params = newest_first(_SELECT_PUBLIC, created="created_at", key="id", filters={},
+                               after=after, limit=limit)
+    return (await db.aexecute_sql(sql, params)).fetchall()
 
 
 async def lock(user_id: uuid.UUID) -> User | None:

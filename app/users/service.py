@@ -11,7 +11,7 @@ import peewee
 
 from app.db.models import User, utcnow
 from app.errors import Conflict, NotFound
-from app.pagination import Page, decode_cursor, page
+from app.pagination import decode_cursor, page_json
 from app.users import queries
 from app.users.schemas import UserCreate, UserOut
 
@@ -24,6 +24,14 @@ class UserNotFound(NotFound, code="user_not_found"): ...
 
 def user_out(user: User | dict) -> UserOut:
     return UserOut.model_validate(user, from_attributes=not isinstance(user, dict))
+
+
+def user_json(row: Any) -> dict[str, Any]:
+    """A user row as the API shows it: UserOut's fields in its order, as plain values that
+    app.http.responses encodes to the bytes the model would."""
+    return {"id": row["id"], "username": row["username"], "email": row["email"],
+            "role": row["role"], "is_active": row["is_active"],
+            "created_at": row["created_at"], "updated_at": row["updated_at"]}
 
 
 def _taken(exc: peewee.IntegrityError) -> Conflict:
@@ -63,9 +71,10 @@ async def get_user(*, user_id: uuid.UUID) -> UserOut:
     return user_out(user)
 
 
-async def list_users(*, limit: int, cursor: str | None) -> Page[UserOut]:
+async def list_users(*, limit: int, cursor: str | None) -> dict[str, Any]:
+    """Newest first, as plain values (app.pagination.page_json)."""
     rows = await queries.page(limit, decode_cursor(cursor) if cursor else None)
-    return page(rows, limit, user_out)
+    return page_json(rows, limit, user_json)
 
 
 async def update_user(*, user_id: uuid.UUID, changes: dict[str, Any]) -> tuple[UserOut, int]:

@@ -72,3 +72,83 @@ def test_what_is_not_json_is_refused() -> None:
 
     with pytest.raises(TypeError):
         json_body({"amount": Decimal("1.00")})
+
+
+# The other list pages (users, an invoice's transactions, credit entries, events) are
+# plain values too; each row must encode to exactly its model's bytes.
+_AT = datetime(2026, 11, 27, 18, 30, 5, 123456, tzinfo=UTC)
+
+
+def _driver_id() -> DriverUUID:
+    return DriverUUID(str(uuid.uuid4()))
+
+
+@pytest.mark.parametrize("changes", [
+    {},
+    {"currency": "JPY", "amount": 7},
+    {"currency": "KWD", "amount": 1, "kind": "refund", "source": "webhook",
+     "reference": "ref \"q\" ✓", "event_id": "evt_1"},
+    {"payment_date": datetime(2026, 1, 1, tzinfo=UTC), "status": "failed"},
+    {"created_at": datetime(2026, 5, 1, 12, 0, 0, 5)},  # naive: taken as UTC
+])
+def test_a_transaction_encodes_to_the_models_bytes(changes: dict) -> None:
+    from app.ledger.schemas import TransactionOut
+    from app.ledger.service import transaction_json
+
+    row = {"id": _driver_id(), "invoice_id": uuid.uuid4(), "kind": "payment",
+           "status": "succeeded", "amount": 123456, "currency": "INR",
+           "payment_mode": "upi", "payment_date": _AT, "reference": None, "source": "api",
+           "event_id": None, "created_at": _AT, **changes}
+    plain = json_body(transaction_json(row))
+    assert plain == TransactionOut.model_validate(
+        {**row, "amount": transaction_json(row)["amount"]}).model_dump_json().encode()
+    assert json_body(page_json([row, row], 1, transaction_json)).startswith(b'{"data":[' + plain)
+
+
+@pytest.mark.parametrize("changes", [
+    {},
+    {"currency": "JPY", "amount": -5, "source": "applied", "invoice_id": uuid.uuid4(),
+     "transaction_id": _driver_id(), "reason": None},
+    {"created_at": datetime(2026, 1, 1, tzinfo=UTC)},
+])
+def test_a_credit_entry_encodes_to_the_models_bytes(changes: dict) -> None:
+    from app.credit.schemas import CreditEntryOut
+    from app.credit.service import credit_entry_json
+
+    row = {"id": _driver_id(), "user_id": uuid.uuid4(), "currency": "INR", "amount": 250,
+           "source": "grant", "invoice_id": None, "transaction_id": None,
+           "reason": "goodwill ✓\n", "created_at": _AT, **changes}
+    plain = json_body(credit_entry_json(row))
+    assert plain == CreditEntryOut.model_validate(
+        {**row, "amount": credit_entry_json(row)["amount"]}).model_dump_json().encode()
+
+
+@pytest.mark.parametrize("changes", [
+    {},
+    {"role": "admin", "is_active": False, "username": "ālice \"q\""},
+    {"updated_at": datetime(2026, 1, 1, tzinfo=UTC)},
+])
+def test_a_user_encodes_to_the_models_bytes(changes: dict) -> None:
+    from app.users.schemas import UserOut
+    from app.users.service import user_json
+
+    row = {"id": _driver_id(), "username": "bob", "email": "b@example.com", "role": "user",
+           "is_active": True, "created_at": _AT, "updated_at": _AT, **changes}
+    assert json_body(user_json(row)) == UserOut.model_validate(row).model_dump_json().encode()
+
+
+@pytest.mark.parametrize("changes", [
+    {},
+    {"event_types": ["*"], "enabled": False, "disabled_reason": "failing since …",
+     "description": "ops \"hook\""},
+])
+def test_an_endpoint_encodes_to_the_models_bytes(changes: dict) -> None:
+    from app.events.endpoints import endpoint_json
+    from app.events.schemas import EndpointOut
+
+    row = {"id": _driver_id(), "url": "https://example.com/hooks?x=1&y=ü",
+           "event_types": ["invoice.paid", "invoice.created"], "description": "",
+           "enabled": True, "disabled_reason": None, "created_at": _AT, "updated_at": _AT,
+           **changes}
+    assert json_body(endpoint_json(row)) == EndpointOut.model_validate(
+        row).model_dump_json().encode()
