@@ -7,23 +7,18 @@ are shaped here by the same functions that shape the API's answers."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
 
-from app.credit.service import credit_entry_out
+from app.credit.service import credit_entry_json
 from app.events.schemas import EventOut
 from app.http.fields import iso_z
 from app.http.responses import json_body
-from app.invoices.service import invoice_out
+from app.invoices.service import invoice_json
 from app.ledger.service import transaction_json
 from app.money import format_minor
-
-_TIMES = ("created_at", "updated_at", "payment_date")
-_IDS = ("id", "invoice_id", "payer_id", "receiver_id", "user_id", "transaction_id")
-
 
 # The driver stores the first and the last moment and day Python has as PostgreSQL's
 # infinities, and reads them back as those: so does an event's row.
@@ -37,31 +32,32 @@ def _time(text: str) -> datetime:
     return _INFINITE_TIMES.get(text) or datetime.fromisoformat(text)
 
 
-def _typed(raw: dict[str, Any]) -> dict[str, Any]:
-    row = dict(raw)
-    for key in _TIMES:
-        if isinstance(row.get(key), str):
-            row[key] = _time(row[key])
-    for key in _IDS:
-        if isinstance(row.get(key), str):
-            row[key] = uuid.UUID(row[key])
-    if isinstance(due := row.get("due_date"), str):
-        row["due_date"] = _INFINITE_DATES.get(due) or date.fromisoformat(due)
-    return row
+def _api_time(text: str) -> str:
+    """A timestamptz as `to_jsonb` wrote it, as the API writes it."""
+    return iso_z(_time(text))
 
 
 def event_object(data: dict[str, Any]) -> dict[str, Any]:
+    """`data.object` from an event's stored data, shaped without models by the functions
+    that shape the API's answers, as JSON values (tests/unit/test_event_body.py compares
+    each kind with the models' JSON)."""
     if "object" in data:
         return data["object"]
     if "credit" in data:  # a credit entry, and the balance it left
-        row = _typed(data["credit"])
-        return {**credit_entry_out(row).model_dump(mode="json"),
-                "balance": format_minor(row["balance"], row["currency"])}
-    if "transaction" in data:  # the commonest event, shaped without a model (docs/EVENTS.md)
-        raw = data["transaction"]  # ids already as the API writes them; times as PostgreSQL
-        return transaction_json({**raw, "created_at": iso_z(_time(raw["created_at"])),
-                                 "payment_date": iso_z(_time(raw["payment_date"]))})
-    return invoice_out(_typed(data["invoice"])).model_dump(mode="json")
+        raw = data["credit"]  # ids already as the API writes them; times as PostgreSQL
+        return {**credit_entry_json({**raw, "created_at": _api_time(raw["created_at"])}),
+                "balance": format_minor(raw["balance"], raw["currency"])}
+    if "transaction" in data:  # the commonest event
+        raw = data["transaction"]
+        return transaction_json({**raw, "created_at": _api_time(raw["created_at"]),
+                                 "payment_date": _api_time(raw["payment_date"])})
+    raw = data["invoice"]
+    due = raw["due_date"]
+    if due is not None:
+        due = _INFINITE_DATES.get(due) or date.fromisoformat(due)
+    invoice = invoice_json({**raw, "due_date": due, "created_at": _api_time(raw["created_at"]),
+                            "updated_at": _api_time(raw["updated_at"])})
+    return {**invoice, "due_date": due.isoformat() if due is not None else None}
 
 
 def _loaded(value: Any) -> Any:
