@@ -1,5 +1,5 @@
 """Keyset pagination by (created_at, id), with an opaque cursor: one implementation for
-every list. A query fetches `limit + 1` rows past the cursor; `page()` keeps `limit` of
+every list. A query fetches `limit + 1` rows past the cursor; `page_json()` keeps `limit` of
 them and makes the next cursor from the last one kept when there was a surplus row."""
 
 from __future__ import annotations
@@ -48,19 +48,12 @@ def decode_cursor(cursor: str, id_of: Callable[[str], Any] = uuid.UUID) -> tuple
             field="cursor", source="query") from exc
 
 
-def page(rows: Sequence[Mapping[str, Any]], limit: int,
-         out: Callable[[Mapping[str, Any]], T], id_key: str = "id") -> Page[T]:
-    kept = rows[:limit]
-    more = len(rows) > limit
-    return Page(data=[out(row) for row in kept],
-                next_cursor=encode_cursor(kept[-1]["created_at"], kept[-1][id_key])
-                if more else None)
-
-
 def page_json(rows: Sequence[Mapping[str, Any]], limit: int,
               out: Callable[[Mapping[str, Any]], dict[str, Any]],
               id_key: str = "id") -> dict[str, Any]:
-    """page() as plain values (see app.http.responses): a list page builds no models."""
+    """`limit` of the rows shaped by `out`, as plain values (app.http.responses encodes them
+    as the route's `Page` model would), and the cursor past the last one kept when there
+    was a surplus row."""
     kept = rows[:limit]
     return {"data": [out(row) for row in kept],
             "next_cursor": encode_cursor(kept[-1]["created_at"], kept[-1][id_key])

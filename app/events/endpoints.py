@@ -58,7 +58,7 @@ async def get_endpoint(*, endpoint_id: uuid.UUID) -> EndpointOut:
 
 
 async def list_endpoints(*, limit: int, cursor: str | None) -> dict[str, Any]:
-    """Newest first, as plain values (app.pagination.page_json)."""
+    """Oldest first, as plain values (app.pagination.page_json)."""
     rows = await queries.endpoint_page(limit, decode_cursor(cursor) if cursor else None)
     return page_json(rows, limit, endpoint_json)
 

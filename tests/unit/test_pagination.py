@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.pagination import InvalidCursor, decode_cursor, encode_cursor, page
+from app.pagination import InvalidCursor, decode_cursor, encode_cursor, page_json
 
 
 @given(when=st.datetimes(timezones=st.just(UTC)), row_id=st.uuids())
@@ -40,8 +40,8 @@ def test_anything_else_is_refused_as_the_cursor_parameter(raw: str) -> None:
 def test_a_page_keeps_limit_rows_and_points_past_the_last() -> None:
     rows = [{"created_at": datetime(2026, 1, 1, tzinfo=UTC) - timedelta(seconds=n),
              "id": uuid.UUID(int=n)} for n in range(4)]
-    first = page(rows, 3, lambda row: row["id"])
-    assert first.data == [uuid.UUID(int=n) for n in range(3)]
-    assert decode_cursor(first.next_cursor) == (rows[2]["created_at"], rows[2]["id"])
-    assert page(rows[:3], 3, lambda row: row["id"]).next_cursor is None
-    assert page([], 3, lambda row: row).data == []
+    first = page_json(rows, 3, lambda row: row["id"])
+    assert first["data"] == [uuid.UUID(int=n) for n in range(3)]
+    assert decode_cursor(first["next_cursor"]) == (rows[2]["created_at"], rows[2]["id"])
+    assert page_json(rows[:3], 3, lambda row: row["id"])["next_cursor"] is None
+    assert page_json([], 3, lambda row: row)["data"] == []
