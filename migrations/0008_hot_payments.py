@@ -8,20 +8,34 @@ and `amount`, so every payment wrote a new entry into all six indexes of `invoic
 vacuum (or PostgreSQL's bottom-up index deletion) to clear later. Measured: WAL per
 payment 8–17% less (docs/PERFORMANCE.md, "HOT payments").
 
-The predicate now reads `status` instead, which the status index reads anyway. It keeps a
-superset of what it held: an invoice with something still due and not void is neither
-`void` nor `completed`. (The superset: an invoice paid in full and then refunded stays
-in the index, and the announcer's query, which still checks the amounts, passes over it.)
-A fill factor of 90 leaves room on each page for the new row version.
+The new overdue index (`invoices_overdue_due_idx`) reads `status` instead, which the status
+index reads anyway: an invoice with something still due and not void is neither `void` nor
+`completed`. That is a superset: an invoice paid in full and then refunded has nothing due
+but is `refunded` or `partially_refunded`. The announcer (app/events/overdue.py) marks such
+an invoice once with `overdue_checked_for` (the due date it found nothing due on), which
+takes it out of the index; raising its amount clears the mark.
+
+Built without blocking the table (the migration runs while the app serves): the index
+CONCURRENTLY, outside a transaction, and each step safe to run again if a previous run
+stopped half way. A fill factor of 90 leaves room on each page for the new row version (new
+pages only; existing ones get their room as rows move off them).
 """
 
+atomic = False  # CREATE INDEX CONCURRENTLY cannot run inside a transaction
+
 STATEMENTS = [
-    "DROP INDEX invoices_overdue_idx",
-    """CREATE INDEX invoices_overdue_idx ON invoices (due_date)
+    # Fail fast rather than queue every request behind a lock a long transaction holds.
+    "SET lock_timeout = '5s'",
+    "ALTER TABLE invoices ADD COLUMN IF NOT EXISTS overdue_checked_for date",
+    # Left invalid by a build that was interrupted: build it again.
+    "DROP INDEX CONCURRENTLY IF EXISTS invoices_overdue_due_idx",
+    """CREATE INDEX CONCURRENTLY invoices_overdue_due_idx ON invoices (due_date)
        WHERE overdue_notified_for IS DISTINCT FROM due_date
+         AND overdue_checked_for IS DISTINCT FROM due_date
          AND status NOT IN ('void', 'completed')""",
-    # New pages only; existing ones get their room as rows move off them.
+    "DROP INDEX CONCURRENTLY IF EXISTS invoices_overdue_idx",
     "ALTER TABLE invoices SET (fillfactor = 90)",
+    "RESET lock_timeout",
 ]
 
 

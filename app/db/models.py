@@ -103,6 +103,9 @@ class Invoice(BaseModel):
     voided_at = TimestampField(null=True)  # final: a void invoice moves no money
     uncollectible_at = TimestampField(null=True)
     overdue_notified_for = DateField(null=True)  # the due date invoice.overdue went out for
+    # The due date the announcer found nothing due on (migrations/0008); cleared when the
+    # amount changes.
+    overdue_checked_for = DateField(null=True)
     # What credit paid, and what of that refunds returned to credit (migrations/0007).
     amount_paid_from_credit = BigIntegerField(default=0)
     amount_returned_to_credit = BigIntegerField(default=0)

@@ -7,6 +7,10 @@ writes their events and deliveries. Several workers may run it at once: each loc
 it takes with SKIP LOCKED, and READ COMMITTED re-checks a row another worker marked
 meanwhile, which then no longer qualifies; so each invoice gets its event once. A due date
 moved later and passed again is announced again.
+
+A candidate past its due date with nothing due (paid in full, then refunded) is marked
+checked for that due date (`overdue_checked_for`) in the same statement, so it leaves the
+index instead of being read again every round; a change of its amount clears the mark.
 """
 
 from __future__ import annotations
@@ -20,22 +24,34 @@ from app.ledger.queries import INVOICE_SNAPSHOT
 
 BATCH = 500
 
+# The partial index invoices_overdue_due_idx holds the invoices neither announced nor
+# checked for their due date, and neither void nor completed (migrations/0008): the
+# candidates. Both SELECTs write its predicate out, so the planner takes it.
+_CANDIDATE = """i.due_date < :today AND i.overdue_notified_for IS DISTINCT FROM i.due_date
+      AND i.overdue_checked_for IS DISTINCT FROM i.due_date
+      AND i.status NOT IN ('void', 'completed')"""
+_SOMETHING_DUE = "i.voided_at IS NULL AND i.amount_recovered < i.amount"
+
 _ANNOUNCE = Statement(f"""
 WITH due AS (
     SELECT i.id FROM invoices i
-    WHERE i.due_date < :today AND i.overdue_notified_for IS DISTINCT FROM i.due_date
-      AND i.voided_at IS NULL AND i.amount_recovered < i.amount
-      -- implied by the two lines above; written out so the planner takes the partial
-      -- index invoices_overdue_idx (migrations/0008_hot_payments.py)
-      AND i.status NOT IN ('void', 'completed')
+    WHERE {_CANDIDATE} AND {_SOMETHING_DUE}
     ORDER BY i.due_date
     LIMIT {BATCH}
     FOR UPDATE SKIP LOCKED
+), settled AS (
+    -- paid in full, then refunded: not overdue, and marked so it leaves the index
+    SELECT i.id FROM invoices i
+    WHERE {_CANDIDATE} AND NOT ({_SOMETHING_DUE})
+    ORDER BY i.due_date
+    LIMIT {BATCH}
+    FOR UPDATE SKIP LOCKED
+), checked AS (
+    UPDATE invoices i SET overdue_checked_for = i.due_date
+    FROM settled WHERE i.id = settled.id AND {_CANDIDATE} AND NOT ({_SOMETHING_DUE})
 ), moved AS (
     UPDATE invoices i SET overdue_notified_for = i.due_date
-    FROM due WHERE i.id = due.id
-      AND i.due_date < :today AND i.overdue_notified_for IS DISTINCT FROM i.due_date
-      AND i.voided_at IS NULL AND i.amount_recovered < i.amount
+    FROM due WHERE i.id = due.id AND {_CANDIDATE} AND {_SOMETHING_DUE}
     RETURNING i.*
 ), new_events AS (
     INSERT INTO events (id, type, invoice_id, created_at, data)

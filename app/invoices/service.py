@@ -222,6 +222,8 @@ def _changed_columns(current: InvoiceOut, changes: dict[str, Any]) -> dict[str, 
                 f"{current.amount_recovered} already paid")
         if new_amount != _minor_of(current.amount, old_currency) or "currency" in values:
             values["amount"] = new_amount
+            # Something may be due again: the overdue announcer looks at it afresh.
+            values["overdue_checked_for"] = None
     return values
 
 
