@@ -174,12 +174,7 @@ class Deliverer:
                 pause = self.settings.delivery_poll_seconds
             except Exception as exc:
                 sent = 0
-                if retryable(exc):
-                    # PostgreSQL rolled this side of a deadlock (or a serialization
-                    # failure) back: nothing was recorded, so the next round does it again.
-                    log.warning("delivery round rolled back by the database; trying again",
-                                extra={"error": describe(exc)})
-                elif not database_unavailable(exc):
+                if not database_unavailable(exc):
                     log.exception("delivery loop")
                 else:  # a failover, a restart: say so once per pause, without a traceback
                     log.warning("deliveries paused: the database is unavailable", extra={
@@ -307,6 +302,18 @@ class Deliverer:
         if time.monotonic() - self._last_housekeeping < 5:
             return
         self._last_housekeeping = time.monotonic()
+        try:
+            await self._housekeeping_round()
+        except Exception as exc:
+            if not retryable(exc):
+                raise
+            # Its statements run alone, not retried: PostgreSQL rolled one back (a
+            # deadlock with another session, a serialization failure). Each is whole on
+            # its own, so the next round does what this one left.
+            log.warning("housekeeping rolled back by the database; the next round goes on",
+                        extra={"error": describe(exc)})
+
+    async def _housekeeping_round(self) -> None:
         for _ in range(10):  # at most 10 batches a round; the rest next round
             if await overdue.announce(today=clock.today(), now=utcnow()) < overdue.BATCH:
                 break
