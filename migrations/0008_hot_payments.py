@@ -15,25 +15,29 @@ but is `refunded` or `partially_refunded`. The announcer (app/events/overdue.py)
 an invoice once with `overdue_checked_for` (the due date it found nothing due on), which
 takes it out of the index; raising its amount clears the mark.
 
-Built without blocking the table (the migration runs while the app serves): the index
-CONCURRENTLY, outside a transaction, and each step safe to run again if a previous run
-stopped half way. A fill factor of 90 leaves room on each page for the new row version (new
-pages only; existing ones get their room as rows move off them).
+Applied while the app may be serving, so each step is its own short transaction and safe to
+run again if a previous run stopped half way: the column (added without a rewrite), the new
+index, then the old one dropped. Reads are held up only for the moment each ALTER and the
+DROP take their lock; writes wait while the index is built (one scan of the table). Not
+`CONCURRENTLY`: that build waits for every older
+snapshot, including one held by another starting process waiting for the migration lock
+(app/db/migrations.py), which waits for it in turn. A fill factor of 90 leaves room on each
+page for the new row version (new pages only; existing ones get their room as rows move
+off them).
 """
 
-atomic = False  # CREATE INDEX CONCURRENTLY cannot run inside a transaction
+atomic = False  # each statement commits on its own (see above)
 
 STATEMENTS = [
-    # Fail fast rather than queue every request behind a lock a long transaction holds.
+    # Give up rather than hold every request up behind a lock a long transaction holds:
+    # the next start tries again.
     "SET lock_timeout = '5s'",
     "ALTER TABLE invoices ADD COLUMN IF NOT EXISTS overdue_checked_for date",
-    # Left invalid by a build that was interrupted: build it again.
-    "DROP INDEX CONCURRENTLY IF EXISTS invoices_overdue_due_idx",
-    """CREATE INDEX CONCURRENTLY invoices_overdue_due_idx ON invoices (due_date)
+    """CREATE INDEX IF NOT EXISTS invoices_overdue_due_idx ON invoices (due_date)
        WHERE overdue_notified_for IS DISTINCT FROM due_date
          AND overdue_checked_for IS DISTINCT FROM due_date
          AND status NOT IN ('void', 'completed')""",
-    "DROP INDEX CONCURRENTLY IF EXISTS invoices_overdue_idx",
+    "DROP INDEX IF EXISTS invoices_overdue_idx",
     "ALTER TABLE invoices SET (fillfactor = 90)",
     "RESET lock_timeout",
 ]
