@@ -29,6 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 WRK_THREADS = 2
 PGBENCH_THREADS = 2
+# The list scenarios' page (?limit=), which their pgbench statement writes into its text as
+# the app does (app/db/sql.py).
+LIST_PAGE_SIZE = 50
 
 
 class BenchError(RuntimeError):
@@ -125,8 +128,9 @@ def render_pgbench(script: str, workdir: Path) -> Path:
 
     def page(after: bool) -> SimpleNamespace:  # as app/invoices/queries.py page() builds it
         sql, _ = newest_first(SELECT_INVOICE, created="i.created_at", key="i.id", filters={},
-                              after=("after_created", "after_id") if after else None, limit=0)
-        return _guarded(sql, ["after_created", "after_id", "fetch"] if after else ["fetch"])
+                              after=("after_created", "after_id") if after else None,
+                              limit=LIST_PAGE_SIZE)
+        return _guarded(sql, ["after_created", "after_id"] if after else [])
 
     statements = {"RECORD_TRANSACTION": ledger.RECORD_TRANSACTION,
                   "RECORD_PAYMENT_CHECKING_CALLER": ledger.RECORD_PAYMENT_CHECKING_CALLER,

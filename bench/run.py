@@ -39,6 +39,7 @@ import harness
 import httpx
 import report
 import seed
+from harness import LIST_PAGE_SIZE as PAGE
 from harness import AppServer, BenchError
 
 DB_NAME = "payapp_bench"
@@ -112,12 +113,12 @@ EVENTS = Scenario("pay_events", f"payment, {seed.SPREAD:,} invoices, 1 endpoint"
 
 def list_scenarios(size: str) -> list[Scenario]:
     return [
-        Scenario(f"list_first@{size}", f"GET /invoices?limit=50, first page, {size}",
-                 "list.lua", "list_first.sql", lambda r, t, s: ["/invoices?limit=50"],
+        Scenario(f"list_first@{size}", f"GET /invoices?limit={PAGE}, first page, {size}",
+                 "list.lua", "list_first.sql", lambda r, t, s: [f"/invoices?limit={PAGE}"],
                  lambda r, t: r.caller),
-        Scenario(f"list_deep@{size}", f"GET /invoices?limit=50, page at 90%, {size}",
+        Scenario(f"list_deep@{size}", f"GET /invoices?limit={PAGE}, page at 90%, {size}",
                  "list.lua", "list_deep.sql",
-                 lambda r, t, s: [f"/invoices?limit=50&cursor={r.cursor.value}"],
+                 lambda r, t, s: [f"/invoices?limit={PAGE}&cursor={r.cursor.value}"],
                  lambda r, t: {"cursor_ts": r.cursor.created_at.isoformat(),
                                "cursor_id": r.cursor.row_id, **r.caller}),
     ]
@@ -264,9 +265,10 @@ class Run:
 
     def use_cursor(self, db: seed.Database) -> None:
         self.cursor = db.deep_cursor(0.9)
-        r = httpx.get(f"{self.app.url}/invoices", params={"limit": 50, "cursor": self.cursor.value},
+        r = httpx.get(f"{self.app.url}/invoices",
+                      params={"limit": PAGE, "cursor": self.cursor.value},
                       headers={"Authorization": f"Bearer {self.token}"}, timeout=30)
-        if r.status_code != 200 or len(r.json()["data"]) != 50 or not r.json()["next_cursor"]:
+        if r.status_code != 200 or len(r.json()["data"]) != PAGE or not r.json()["next_cursor"]:
             raise BenchError(f"the deep cursor does not give a full page: {r.status_code} "
                              f"{r.text[:300]}")
 

@@ -4,6 +4,7 @@ driver's numbered `$n` (a name used twice is one parameter)."""
 from __future__ import annotations
 
 import re
+from operator import index
 from typing import Any
 
 _NAME = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
@@ -55,6 +56,11 @@ def _keyset_page(select: str, *, created: str, key: str, filters: dict[str, Any]
         where.append(f"({created}, {key}) {'<' if newest else '>'} (%s, %s)")
         params.extend(after)
     order = " DESC" if newest else ""
+    # The LIMIT is written into the text, not passed as a parameter: PostgreSQL plans a
+    # prepared statement once only when its generic plan looks no dearer than a fresh one,
+    # and a generic plan, not knowing the LIMIT, expects to read a tenth of the table. On a
+    # big table it never did, and planned every page afresh: half of PostgreSQL's CPU per
+    # page (docs/PERFORMANCE.md, "A list page planned once"). At most MAX_LIMIT texts.
     sql = (select + (" WHERE " + " AND ".join(where) if where else "")
-           + f" ORDER BY {created}{order}, {key}{order} LIMIT %s")
-    return sql, (*params, limit + 1)
+           + f" ORDER BY {created}{order}, {key}{order} LIMIT {index(limit) + 1}")
+    return sql, tuple(params)

@@ -4,7 +4,6 @@
 {{LIST_PAGE_AFTER
 after_created = :cursor_ts::timestamptz
 after_id = :cursor_id::uuid
-fetch = 51
 allowed_user = NULL::uuid
 caller_id = :caller_id::uuid
 caller_version = :caller_version::int

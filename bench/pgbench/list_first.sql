@@ -2,7 +2,6 @@
 -- (SELECT_INVOICE ... ORDER BY ... LIMIT 51) as the app sends it, behind the admin's token
 -- check (app/db/guard.py).
 {{LIST_PAGE
-fetch = 51
 allowed_user = NULL::uuid
 caller_id = :caller_id::uuid
 caller_version = :caller_version::int

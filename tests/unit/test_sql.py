@@ -25,10 +25,10 @@ def test_a_newest_first_page_filters_then_starts_past_the_cursor() -> None:
     sql, params = newest_first("SELECT * FROM t", created="t.c", key="t.k",
                                filters={"t.x =": 1}, after=("2026-01-01", 7), limit=20)
     assert sql == ("SELECT * FROM t WHERE t.x = %s AND (t.c, t.k) < (%s, %s) "
-                   "ORDER BY t.c DESC, t.k DESC LIMIT %s")
-    assert params == (1, "2026-01-01", 7, 21)
+                   "ORDER BY t.c DESC, t.k DESC LIMIT 21")
+    assert params == (1, "2026-01-01", 7)
     assert newest_first("S", created="c", key="k", filters={}, after=None, limit=5) == (
-        "S ORDER BY c DESC, k DESC LIMIT %s", (6,))
+        "S ORDER BY c DESC, k DESC LIMIT 6", ())
 
 
 def test_an_oldest_first_page_starts_after_the_cursor() -> None:
@@ -37,5 +37,12 @@ def test_an_oldest_first_page_starts_after_the_cursor() -> None:
     sql, params = oldest_first("SELECT * FROM t", created="t.c", key="t.k",
                                filters={"t.x =": 1}, after=("2026-01-01", 7), limit=20)
     assert sql == ("SELECT * FROM t WHERE t.x = %s AND (t.c, t.k) > (%s, %s) "
-                   "ORDER BY t.c, t.k LIMIT %s")
-    assert params == (1, "2026-01-01", 7, 21)
+                   "ORDER BY t.c, t.k LIMIT 21")
+    assert params == (1, "2026-01-01", 7)
+
+
+def test_the_limit_is_written_only_as_an_integer() -> None:
+    from app.db.sql import newest_first
+
+    with pytest.raises(TypeError):
+        newest_first("S", created="c", key="k", filters={}, after=None, limit="5; --")
