@@ -1,0 +1,116 @@
+"""The app against the least code that runs its statements (bench/reference_app.py) and
+against the floor (bench/hello.py), all three served the same way, alternated round by
+round so that each round's figures share the machine's mood:
+
+    .venv/bin/python bench/reference.py [--rounds 4] [--seconds 8] [--connections 16]
+                                        [--only read,pay,webhook,list]
+
+On a throwaway database (`payapp_bench_reference`, seeded as bench/run.py seeds: 1,000
+invoices to read and pay, then 100,000 for the list page). Prints, per scenario and round,
+each server's req/s and its share of the floor, and the app's share of the reference's.
+docs/PERFORMANCE.md ("A list page planned once") reads the result.
+"""
+
+# ruff: noqa: E402  (the project root goes on sys.path before the imports that need it)
+from __future__ import annotations
+
+import argparse
+import secrets
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import harness
+import seed
+from harness import LIST_PAGE_SIZE, AppServer, BenchError
+
+DB_NAME = "payapp_bench_reference"
+ADMIN = ("bench_admin", "bench_admin@example.com")
+SCENARIOS = {  # key: (wrk script, its arguments given a round's tag)
+    "read": ("get_invoice.lua", lambda workdir, secret, tag: [str(seed.SPREAD)]),
+    "pay": ("pay.lua", lambda workdir, secret, tag: ["1", str(seed.SPREAD), seed.PAYMENT,
+                                                     tag]),
+    "webhook": ("webhook.lua", lambda workdir, secret, tag: [_bodies(workdir, secret, tag)]),
+    "list": ("list.lua", lambda workdir, secret, tag: [f"/invoices?limit={LIST_PAGE_SIZE}"]),
+}
+
+
+def _bodies(workdir: Path, secret: str, tag: str) -> str:
+    path = workdir / f"webhook-{tag}.txt"
+    seed.write_webhook_bodies(path, 40_000, secret, tag)  # more than a round can send
+    return str(path)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--seconds", type=int, default=8, help="per point")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--only", default=",".join(SCENARIOS),
+                        help="some of: " + ", ".join(SCENARIOS))
+    args = parser.parse_args()
+    wanted = [key.strip() for key in args.only.split(",") if key.strip()]
+    if unknown := set(wanted) - set(SCENARIOS):
+        parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+    wrk = harness.find_wrk()
+    workdir = ROOT / "bench" / "results" / "reference.tmp"  # git-ignored
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    server = harness.server_url()
+    db_url = harness.recreate_database(server, DB_NAME)
+    app_secrets = {"SECRET_KEY": secrets.token_urlsafe(36),
+                   "WEBHOOK_SECRET": secrets.token_urlsafe(36)}
+    env = harness.app_env(db_url, app_secrets)
+    password = secrets.token_urlsafe(18)
+    made = harness.run_cli(env, "create-admin", "--username", ADMIN[0], "--email", ADMIN[1],
+                           "--password", password)
+    if made.returncode != 0:
+        raise BenchError(f"create-admin failed:\n{made.stdout}{made.stderr}")
+    db = seed.Database(db_url)
+    db.seed_base()
+    if "list" in wanted:
+        db.top_up(100_000)
+    servers = {"floor": AppServer(env, workdir / "hello.log", factory="bench.hello:create_app"),
+               "reference": AppServer(env, workdir / "reference.log",
+                                      factory="bench.reference_app:create_app"),
+               "app": AppServer(env, workdir / "app.log")}
+    try:
+        for srv in servers.values():
+            srv.wait_ready()
+        token = servers["app"].login(ADMIN[0], password)
+        print(f"{args.connections} connections, {args.seconds} s per point, "
+              f"{args.rounds} rounds", flush=True)
+        for key in wanted:
+            script, wrk_args = SCENARIOS[key]
+            for n in range(1, args.rounds + 1):
+                rps = {}
+                for name, srv in servers.items():
+                    tag = f"reference-{key}-{n}-{name}"
+                    lua, given = ("list.lua", ["/"]) if name == "floor" else \
+                        (script, wrk_args(workdir, app_secrets["WEBHOOK_SECRET"], tag))
+                    res = harness.run_wrk(wrk, lua, srv.url, args.connections, args.seconds,
+                                          2, given, token)
+                    odd = {c: k for c, k in res.status.items() if not 200 <= c < 300}
+                    if odd or res.socket_errors or res.dup:
+                        raise BenchError(f"{key} on {name}: non-2xx {odd}, socket errors "
+                                         f"{res.socket_errors}, repeated bodies {res.dup}")
+                    rps[name] = res.rps
+                floor = rps["floor"]
+                print(f"{key:<8} round {n}: floor {floor:8,.0f}  reference "
+                      f"{rps['reference']:7,.0f} ({rps['reference'] / floor:.3f})  app "
+                      f"{rps['app']:7,.0f} ({rps['app'] / floor:.3f})  app/reference "
+                      f"{rps['app'] / rps['reference']:.2f}", flush=True)
+    finally:
+        for srv in servers.values():
+            srv.stop()
+        db.close()
+        harness.drop_database(server, DB_NAME)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
