@@ -6,6 +6,7 @@ import glob
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -224,6 +225,33 @@ def app_env(database_url: str, secrets: dict[str, str]) -> dict[str, str]:
 def run_cli(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "app", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+@dataclass(frozen=True)
+class AppDatabase:
+    """A fresh database for the app, migrated, with its admin: what every run starts from."""
+
+    server: str
+    url: str
+    secrets: dict[str, str]  # SECRET_KEY and WEBHOOK_SECRET, random for each run
+    env: dict[str, str]  # the app's environment (app_env)
+    admin: tuple[str, str]  # username, password
+
+
+def fresh_app_database(name: str, admin: tuple[str, str]) -> AppDatabase:
+    """Database `name` dropped and made again on the benchmark's server, migrated, with the
+    admin (username, email) made by `python -m app create-admin`."""
+    server = server_url()
+    url = recreate_database(server, name)
+    app_secrets = {"SECRET_KEY": secrets.token_urlsafe(36),
+                   "WEBHOOK_SECRET": secrets.token_urlsafe(36)}
+    env = app_env(url, app_secrets)
+    password = secrets.token_urlsafe(18)
+    made = run_cli(env, "create-admin", "--username", admin[0], "--email", admin[1],
+                   "--password", password)
+    if made.returncode != 0:
+        raise BenchError(f"create-admin failed:\n{made.stdout}{made.stderr}")
+    return AppDatabase(server, url, app_secrets, env, (admin[0], password))
 
 
 LAUNCHERS = {

@@ -15,7 +15,6 @@ docs/PERFORMANCE.md ("A list page planned once") reads the result.
 from __future__ import annotations
 
 import argparse
-import secrets
 import shutil
 import sys
 from pathlib import Path
@@ -60,17 +59,9 @@ def main() -> int:
     workdir = ROOT / "bench" / "results" / "reference.tmp"  # git-ignored
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    server = harness.server_url()
-    db_url = harness.recreate_database(server, DB_NAME)
-    app_secrets = {"SECRET_KEY": secrets.token_urlsafe(36),
-                   "WEBHOOK_SECRET": secrets.token_urlsafe(36)}
-    env = harness.app_env(db_url, app_secrets)
-    password = secrets.token_urlsafe(18)
-    made = harness.run_cli(env, "create-admin", "--username", ADMIN[0], "--email", ADMIN[1],
-                           "--password", password)
-    if made.returncode != 0:
-        raise BenchError(f"create-admin failed:\n{made.stdout}{made.stderr}")
-    db = seed.Database(db_url)
+    fresh = harness.fresh_app_database(DB_NAME, ADMIN)
+    env, webhook_secret = fresh.env, fresh.secrets["WEBHOOK_SECRET"]
+    db = seed.Database(fresh.url)
     db.seed_base()
     if "list" in wanted:
         db.top_up(100_000)
@@ -81,7 +72,7 @@ def main() -> int:
     try:
         for srv in servers.values():
             srv.wait_ready()
-        token = servers["app"].login(ADMIN[0], password)
+        token = servers["app"].login(*fresh.admin)
         print(f"{args.connections} connections, {args.seconds} s per point, "
               f"{args.rounds} rounds", flush=True)
         for key in wanted:
@@ -91,7 +82,7 @@ def main() -> int:
                 for name, srv in servers.items():
                     tag = f"reference-{key}-{n}-{name}"
                     lua, given = ("list.lua", ["/"]) if name == "floor" else \
-                        (script, wrk_args(workdir, app_secrets["WEBHOOK_SECRET"], tag))
+                        (script, wrk_args(workdir, webhook_secret, tag))
                     res = harness.run_wrk(wrk, lua, srv.url, args.connections, args.seconds,
                                           2, given, token)
                     odd = {c: k for c, k in res.status.items() if not 200 <= c < 300}
@@ -108,7 +99,7 @@ def main() -> int:
         for srv in servers.values():
             srv.stop()
         db.close()
-        harness.drop_database(server, DB_NAME)
+        harness.drop_database(fresh.server, DB_NAME)
     return 0
 
 

@@ -436,17 +436,9 @@ def main(argv: list[str] | None = None) -> int:
         if scn.pgbench:
             harness.render_pgbench(scn.pgbench, workdir)
 
-    server = harness.server_url()
-    db_url = harness.recreate_database(server, DB_NAME)
+    fresh = harness.fresh_app_database(DB_NAME, ADMIN)
+    server, db_url, app_secrets, env = fresh.server, fresh.url, fresh.secrets, fresh.env
     pg_version = harness.postgres_version(db_url)
-    app_secrets = {"SECRET_KEY": secrets.token_urlsafe(36),
-                   "WEBHOOK_SECRET": secrets.token_urlsafe(36)}
-    env = harness.app_env(db_url, app_secrets)
-    password = secrets.token_urlsafe(18)
-    made = harness.run_cli(env, "create-admin", "--username", ADMIN[0], "--email", ADMIN[1],
-                           "--password", password)
-    if made.returncode != 0:
-        raise BenchError(f"create-admin failed:\n{made.stdout}{made.stderr}")
     db = seed.Database(db_url)
     db.seed_base()
     app = AppServer(env, workdir / "app.log", launcher=args.launcher)
@@ -457,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
                      "1,000,000 (seeding a million takes about a minute)")
     try:
         app.wait_ready()
-        run = Run(cfg, app, app.login(ADMIN[0], password), db_url, workdir,
+        run = Run(cfg, app, app.login(*fresh.admin), db_url, workdir,
                   app_secrets["WEBHOOK_SECRET"])
         print(f"app on {app.url}, workers {app.worker_pids()}; "
               f"{cfg.seconds} s per point", flush=True)
