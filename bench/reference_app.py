@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 import asyncpg
@@ -54,9 +55,15 @@ def _guarded(sql: str) -> tuple[str, bool]:
 
 
 _READ, _ = _guarded(ONE.text)  # $n already: the check's parameters come after the id
-_PAGE_SQL, _ = newest_first(SELECT_INVOICE, created="i.created_at", key="i.id", filters={},
-                            after=None, limit=50)
-_PAGE, _ = _guarded(_PAGE_SQL)  # no parameters of its own: the check's come first
+
+
+@lru_cache(maxsize=100)
+def _page(limit: int) -> str:
+    """The first page of `limit` as the app reads it; no parameters of its own, so the
+    token check's are $1..$4."""
+    sql, _ = newest_first(SELECT_INVOICE, created="i.created_at", key="i.id", filters={},
+                          after=None, limit=limit)
+    return _guarded(sql)[0]
 
 
 def _invoice(row: Any, today: date) -> dict[str, Any]:
@@ -96,8 +103,9 @@ def create_app() -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pools.append(await asyncpg.create_pool(os.environ["DATABASE_URL"], min_size=10,
-                                               max_size=10))
+        pools.append(await asyncpg.create_pool(  # the app's session settings
+            os.environ["DATABASE_URL"], min_size=10, max_size=10,
+            server_settings={"jit": "off", "timezone": "UTC"}))
         yield
         await pools[0].close()
 
@@ -124,18 +132,19 @@ def create_app() -> FastAPI:
         return _json(_invoice(rows[0], clock.today()))
 
     @app.get("/invoices")
-    async def page(request: Request) -> Response:
+    async def page(request: Request, limit: int = 20) -> Response:
         user, version, jti = caller(request)
+        limit = min(max(limit, 1), 100)
         async with pools[0].acquire() as conn:
-            rows = await conn.fetch(_PAGE, None, user, version, jti)
-        if not rows or not rows[0]["guard_allowed"]:
+            rows = await conn.fetch(_page(limit), None, user, version, jti)
+        if not rows or not rows[0]["guard_allowed"] or rows[0]["guard_row"] is None:
             return _json({}, 403)
-        today, kept = clock.today(), rows[:50]
+        today, kept = clock.today(), rows[:limit]
         last = kept[-1]
         cursor = base64.urlsafe_b64encode(
             f"{last['created_at'].isoformat()}|{last['id']}".encode()).decode().rstrip("=")
         return _json({"data": [_invoice(r, today) for r in kept],
-                      "next_cursor": cursor if len(rows) > 50 else None})
+                      "next_cursor": cursor if len(rows) > limit else None})
 
     @app.post("/invoice-transactions")
     async def pay(request: Request) -> Response:

@@ -60,7 +60,7 @@ def _keyset_page(select: str, *, created: str, key: str, filters: dict[str, Any]
     # prepared statement once only when its generic plan looks no dearer than a fresh one,
     # and a generic plan, not knowing the LIMIT, expects to read a tenth of the table. On a
     # big table it never did, and planned every page afresh: half of PostgreSQL's CPU per
-    # page (docs/PERFORMANCE.md, "A list page planned once"). At most MAX_LIMIT texts.
+    # page (docs/PERFORMANCE.md, "A list page planned once"). A text per page size.
     sql = (select + (" WHERE " + " AND ".join(where) if where else "")
            + f" ORDER BY {created}{order}, {key}{order} LIMIT {index(limit) + 1}")
     return sql, tuple(params)
