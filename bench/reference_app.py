@@ -47,14 +47,14 @@ from app.webhooks.queries import CLAIM_LOCKING_INVOICE
 _OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
 
 
-def _guarded(sql: str) -> tuple[str, bool]:
-    """`sql` behind the caller's token check, numbered; whether the check's 4 parameters
-    come first."""
-    text, guard_first = wrapped_text(sql, GUARD, 4)
-    return numbered(text) if "%s" in text else text, guard_first
+def _guarded(sql: str) -> str:
+    """`sql` behind the caller's token check, numbered (app/db/guard.py: the check's 4
+    parameters come after a $n statement's own)."""
+    text, _ = wrapped_text(sql, GUARD, 4)
+    return numbered(text) if "%s" in text else text
 
 
-_READ, _ = _guarded(ONE.text)  # $n already: the check's parameters come after the id
+_READ = _guarded(ONE.text)  # $n already: the check's parameters come after the id
 
 
 def _webhook_in_one_statement() -> Statement:
@@ -86,7 +86,7 @@ def _page(limit: int) -> str:
     token check's are $1..$4."""
     sql, _ = newest_first(SELECT_INVOICE, created="i.created_at", key="i.id", filters={},
                           after=None, limit=limit)
-    return _guarded(sql)[0]
+    return _guarded(sql)
 
 
 def _invoice(row: Any, today: date) -> dict[str, Any]:
