@@ -122,10 +122,9 @@ def render_pgbench(script: str, workdir: Path) -> Path:
     the block's line `name = <expression>` gives it. The reads are sent as the guard sends
     them (app/db/guard.py): the token check, then the route's SELECT."""
     from app.db.sql import newest_first
-    from app.http import replay
     from app.invoices.queries import ONE, SELECT_INVOICE
     from app.ledger import queries as ledger
-    from app.webhooks.queries import CLAIM_LOCKING_INVOICE
+    from app.webhooks.queries import PAY_AT_ONCE
 
     def page(after: bool) -> SimpleNamespace:  # as app/invoices/queries.py page() builds it
         sql, _ = newest_first(SELECT_INVOICE, created="i.created_at", key="i.id", filters={},
@@ -138,8 +137,7 @@ def render_pgbench(script: str, workdir: Path) -> Path:
                   "ONE": _guarded(ONE.text, ONE.names),
                   "LIST_PAGE": page(after=False),
                   "LIST_PAGE_AFTER": page(after=True),
-                  "CLAIM_LOCKING_INVOICE": CLAIM_LOCKING_INVOICE,
-                  "REPLAY_STORE": replay.STORE}
+                  "PAY_AT_ONCE": PAY_AT_ONCE}
     text = (BENCH / "pgbench" / script).read_text()
 
     def fill(block: re.Match) -> str:

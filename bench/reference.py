@@ -4,7 +4,6 @@ round so that each round's figures share the machine's mood:
 
     .venv/bin/python bench/reference.py [--rounds 4] [--seconds 8] [--connections 16]
                                         [--only read,pay,webhook,list]
-                                        [--webhook-in-one-statement]
 
 On a throwaway database (`payapp_bench_reference`, seeded as bench/run.py seeds: 1,000
 invoices to read and pay, then 100,000 for the list page). Prints, per scenario and round,
@@ -52,9 +51,6 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--only", default=",".join(SCENARIOS),
                         help="some of: " + ", ".join(SCENARIOS))
-    parser.add_argument("--webhook-in-one-statement", action="store_true",
-                        help="the reference's webhook as one statement in autocommit "
-                        "(claim, payment and answer), not the app's five round trips")
     args = parser.parse_args()
     wanted = [key.strip() for key in args.only.split(",") if key.strip()]
     if unknown := set(wanted) - set(SCENARIOS):
@@ -70,9 +66,7 @@ def main() -> int:
     if "list" in wanted:
         db.top_up(100_000)
     servers = {"floor": AppServer(env, workdir / "hello.log", factory="bench.hello:create_app"),
-               "reference": AppServer({**env, "REFERENCE_WEBHOOK": "one"}
-                                      if args.webhook_in_one_statement else env,
-                                      workdir / "reference.log",
+               "reference": AppServer(env, workdir / "reference.log",
                                       factory="bench.reference_app:create_app"),
                "app": AppServer(env, workdir / "app.log")}
     try:

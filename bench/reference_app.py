@@ -7,8 +7,8 @@ middleware and its headers, metrics and logs, the query-string and body models, 
 shapes, the response models' checks, the unit of work, the replay of a request with an
 Idempotency-Key. A token is decoded once and its claims kept, as the app does. What it
 keeps is what the contract cannot do without: the token check in each statement (so a
-revoked token is refused at once), the ledger statement, a webhook's claim, payment and
-stored answer committed together. So its rate is about the best a FastAPI program can do
+revoked token is refused at once), the ledger statement, a webhook's payment and stored
+answer in the app's one statement. So its rate is about the best a FastAPI program can do
 with these statements on this machine: if it stays under a target, no change to the
 app's code alone can reach it (docs/PERFORMANCE.md, "A list page planned once").
 """
@@ -37,12 +37,11 @@ from app import clock
 from app.auth.queries import GUARD
 from app.db.connection import numbered
 from app.db.guard import wrapped_text
-from app.db.sql import Statement, newest_first
-from app.http.replay import STORE
+from app.db.sql import newest_first
 from app.invoices.queries import ONE, SELECT_INVOICE
-from app.ledger.queries import RECORD_PAYMENT_CHECKING_CALLER, RECORD_TRANSACTION
+from app.ledger.queries import RECORD_PAYMENT_CHECKING_CALLER
 from app.money import CURRENCY_EXPONENTS, format_units
-from app.webhooks.queries import CLAIM_LOCKING_INVOICE
+from app.webhooks.queries import PAY_AT_ONCE
 
 _OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
 
@@ -55,29 +54,6 @@ def _guarded(sql: str) -> str:
 
 
 _READ = _guarded(ONE.text)  # $n already: the check's parameters come after the id
-
-
-def _webhook_in_one_statement() -> Statement:
-    """The webhook's claim, payment and stored answer as one statement, in autocommit: the
-    ledger statement behind a claim that gates it (a duplicate finds the key taken and
-    moves nothing), and its answer written by the same statement (as a second `replays`
-    row: a row cannot be inserted and then updated by one statement). Not how the app
-    does it; how few round trips it could take (REFERENCE_WEBHOOK=one)."""
-    text = RECORD_TRANSACTION.source
-    claim = ("WITH claim AS (INSERT INTO replays (scope, key, fingerprint, created_at) "
-             "VALUES ('webhook', :event_id, :fingerprint, :created_at) "
-             "ON CONFLICT (scope, key) DO NOTHING RETURNING 1), moved AS (")
-    answer = (", answer AS (INSERT INTO replays (scope, key, fingerprint, created_at, "
-              "response_status, response_body) SELECT 'webhook-answer', :event_id, "
-              ":fingerprint, :created_at, 200, jsonb_build_object('status', 'processed', "
-              "'transaction', to_jsonb(recorded))::text FROM recorded)\n")
-    for old, new in (("WITH moved AS (", claim),
-                     ("i.voided_at IS NULL", "i.voided_at IS NULL AND EXISTS (SELECT FROM claim)"),
-                     ("\n-- the invoice's new state too", answer + "-- the invoice's new state")):
-        if text.count(old) != 1:
-            raise RuntimeError(f"the ledger statement changed: {old!r}")
-        text = text.replace(old, new)
-    return Statement(text)
 
 
 @lru_cache(maxsize=100)
@@ -183,9 +159,6 @@ def create_app() -> FastAPI:
             rows = await conn.fetch(statement.text, *statement.params(values))
         return _json(_plain(rows[0]), 201) if rows else _json({}, 409)
 
-    one_statement = _webhook_in_one_statement() \
-        if os.environ.get("REFERENCE_WEBHOOK") == "one" else None
-
     @app.post("/webhooks/payment/success")
     async def webhook(request: Request) -> Response:
         body = await request.body()
@@ -194,32 +167,16 @@ def create_app() -> FastAPI:
         if not hmac.compare_digest(mac.hexdigest(), signed["v1"]):
             return _json({}, 401)
         event, now = orjson.loads(body), datetime.now(UTC)
-        invoice_id = uuid.UUID(event["invoice_id"])
-        if one_statement is not None:
-            async with pools[0].acquire() as conn:
-                rows = await conn.fetch(one_statement.text, *one_statement.params(
-                    kind="payment", amount=Decimal(event["amount_paid"]), source="webhook",
-                    created_at=now, invoice_id=invoice_id, id=uuid.uuid4(),
-                    payment_mode="provider", payment_date=now,
-                    reference=event.get("reference"), event_id=event["id"],
-                    fingerprint=hashlib.sha256(body).hexdigest()))
-            return _json({"status": "processed", "transaction": _plain(rows[0])} if rows
-                         else {"status": "duplicate"})
-        async with pools[0].acquire() as conn, conn.transaction():
-            claimed = await conn.fetch(CLAIM_LOCKING_INVOICE.text, *CLAIM_LOCKING_INVOICE.params(
-                scope="webhook", key=event["id"], fingerprint=hashlib.sha256(body).hexdigest(),
-                now=now, expires_at=None, wait=True, invoice_id=invoice_id))
-            if not claimed or claimed[0]["claimed"] is None:
-                return _json({"status": "duplicate"})
-            rows = await conn.fetch(RECORD_TRANSACTION.text, *RECORD_TRANSACTION.params(
+        async with pools[0].acquire() as conn:  # the app's one statement (PAY_AT_ONCE)
+            rows = await conn.fetch(PAY_AT_ONCE.text, *PAY_AT_ONCE.params(
                 kind="payment", amount=Decimal(event["amount_paid"]), source="webhook",
-                created_at=now, invoice_id=invoice_id, id=uuid.uuid4(),
+                created_at=now, invoice_id=uuid.UUID(event["invoice_id"]), id=uuid.uuid4(),
                 payment_mode="provider", payment_date=now, reference=event.get("reference"),
-                event_id=event["id"]))
-            answer = orjson.dumps({"status": "processed", "transaction": _plain(rows[0])},
-                                  option=_OPTIONS)
-            await conn.execute(STORE.text, *STORE.params(status=200, body=answer.decode(),
-                                                         scope="webhook", key=event["id"]))
-        return Response(answer, media_type="application/json")
+                event_id=event["id"], scope="webhook", key=event["id"],
+                fingerprint=hashlib.sha256(body).hexdigest(), now=now, today=clock.today()))
+        if not rows:
+            return _json({}, 409)
+        return Response(rows[0]["answer"] or rows[0]["stored_body"],
+                        media_type="application/json")
 
     return app

@@ -225,6 +225,40 @@ def test_webhook_payments_race_api_payments_and_failures(
     assert_reconciles(api)
 
 
+def test_copies_of_one_event_id_race_in_one_statement_and_in_a_transaction(
+        api: Api, racer: str, admin: Account, alice: Account, bob: Account) -> None:
+    """One event id, at once: copies of a payment as it is (taken by the one statement,
+    which stores the id with the answer at its end) and copies of another body, an
+    overpayment (taken by the transaction, which claims the id first). Exactly one body
+    takes effect, once: its copies all get its answer, the others 409."""
+    for n in range(ROUNDS * 2):
+        inv = api.invoice(admin, alice, bob, amount="100")
+        event = {"id": evt(), "invoice_id": inv["id"]}
+        plain = signed({**event, "amount_paid": "30"})
+        over = signed({**event, "amount_paid": "130"})
+        first, second = (plain, over) if n % 2 == 0 else (over, plain)
+        out = burst(racer, interleave(
+            [("POST", "/webhooks/payment/success", first[1], first[0])] * 6,
+            [("POST", "/webhooks/payment/success", second[1], second[0])] * 6))
+        assert_only(out, {(200, None), (409, "event_id_reused")})
+        won = [r for r in out if r.status_code == 200]
+        assert len({r.request.content for r in won}) == 1, "two bodies took effect"
+        assert len({r.json()["transaction"]["id"] for r in won}) == 1
+        assert [r.json()["duplicate"] for r in won].count(False) == 1
+        first_answer = next(r.json() for r in won if not r.json()["duplicate"])
+        assert all(r.json() == {**first_answer, "duplicate": True}
+                   for r in won if r.json()["duplicate"])
+        recovered = api.db.scalar("SELECT amount_recovered FROM invoices WHERE id = %s",
+                                  (inv["id"],))
+        overpaid = b'"130"' in won[0].request.content
+        assert recovered == (10000 if overpaid else 3000)
+        assert api.db.scalar("SELECT count(*) FROM invoice_transactions WHERE event_id = %s",
+                             (event["id"],)) == 1
+        assert first_answer.get("credited") == ("30.00" if overpaid else None)
+    assert_invariants(api)
+    assert_reconciles(api)
+
+
 # -- money against changes of the invoice ------------------------------------------------------
 
 def test_delete_races_the_first_payment(api: Api, racer: str, admin: Account, alice: Account,
@@ -675,28 +709,41 @@ def test_a_provider_payment_racing_a_change_of_payer_is_recorded(
     """The invoice's payer changes (not yet committed) while a provider payment waits for
     the invoice's lock: the payment is recorded against the invoice as it now is. (With the
     parties joined under the lock, the re-checked row failed the join and the event was
-    answered, and kept, as 404 invoice_not_found.)"""
+    answered, and kept, as 404 invoice_not_found.) Three ways, in turn: a payment as it is
+    (one statement), an overpayment (the transaction that credits the excess), and a payer
+    made in the same transaction as the change, whom the one statement's snapshot cannot
+    see (it moves nothing, and the transaction records the payment)."""
     import psycopg2
 
     carol, dave = api.user(name="carol"), api.user(name="dave")
     for n in range(ROUNDS):
+        way = n % 3
         inv = api.invoice(admin, alice, bob, amount="100")
         holder = psycopg2.connect(api.database_url)
         try:
             with holder.cursor() as cur:
-                cur.execute("UPDATE invoices SET payer_id = %s WHERE id = %s",
-                            ((carol if n % 2 == 0 else dave).id, inv["id"]))
-            body, headers = signed({"id": evt(), "invoice_id": inv["id"], "amount_paid": "30"})
+                payer = (carol if n % 2 == 0 else dave).id
+                if way == 2:
+                    payer = str(uuid.uuid4())
+                    cur.execute(
+                        "INSERT INTO users SELECT (jsonb_populate_record(NULL::users, to_jsonb(u)"
+                        " || jsonb_build_object('id', %s::text, 'username', %s::text, 'email',"
+                        " %s::text))).* FROM users u WHERE u.id = %s",
+                        (payer, f"new{n}", f"new{n}@example.com", carol.id))
+                cur.execute("UPDATE invoices SET payer_id = %s WHERE id = %s", (payer, inv["id"]))
+            paid = "130" if way == 1 else "30"
+            body, headers = signed({"id": evt(), "invoice_id": inv["id"], "amount_paid": paid})
             with ThreadPoolExecutor(1) as pool:
                 sent = pool.submit(httpx.post, f"{racer}/webhooks/payment/success",
                                    content=body, headers=headers, timeout=30)
-                _waiting(api, "WITH claim AS%", 1)
+                _waiting(api, "WITH claim AS%" if way == 1 else "WITH stored AS%", 1)
                 holder.commit()
                 r = sent.result(30)
         finally:
             holder.close()
         assert r.status_code == 200, r.text
-        assert r.json()["invoice"]["amount_recovered"] == "30.00"
+        assert r.json()["invoice"]["amount_recovered"] == ("100.00" if way == 1 else "30.00")
+        assert r.json()["invoice"]["payer_id"] == payer
         assert r.json()["invoice"] == api.client.get(
             f"/invoices/{inv['id']}", headers=admin.headers).json()
     assert_reconciles(api)

@@ -255,3 +255,35 @@ def test_a_payment_events_answer_shows_the_invoice_as_it_now_is(
     missing = deliver(api, "payment/success", {"id": evt(), "invoice_id": str(uuid.uuid4()),
                                                 "amount_paid": "3"})
     assert_problem(missing, 404, "invoice_not_found")
+
+
+def test_a_payment_as_it_is_is_one_statement_and_its_answer_replays(
+        api: Api, admin: Account, alice: Account, bob: Account) -> None:
+    """A payment with nothing to credit or refuse is claimed, recorded and answered by one
+    statement (app/webhooks/queries.py, PAY_AT_ONCE), which stores the rows of its answer;
+    an overpayment goes through the transaction, which stores the answer itself. Either
+    way the answer shows the transaction and the invoice as a GET does, and replays the
+    same."""
+    inv = api.invoice(admin, alice, bob, amount="100", due_date="2020-01-31")
+    stored = []
+    for amount in ("40", "90"):  # as it is; then more than is due
+        event = {"id": evt(), "invoice_id": inv["id"], "amount_paid": amount,
+                 "reference": "ref ✓"}
+        r = deliver(api, "payment/success", event)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        tx = api.client.get(f"/invoice-transactions/{body['transaction']['id']}",
+                            headers=admin.headers)
+        assert body["transaction"] == tx.json()
+        assert body["invoice"] == api.client.get(f"/invoices/{inv['id']}",
+                                                 headers=admin.headers).json()
+        again = deliver(api, "payment/success", event)
+        assert again.json() == {**body, "duplicate": True}
+        assert again.headers["Idempotent-Replayed"] == "true"
+        stored.append(api.db.scalar("SELECT response_body FROM replays WHERE key = %s",
+                                    (event["id"],)))
+    assert json.loads(stored[0]).keys() == {"raw"}  # the one statement's
+    assert "raw" not in json.loads(stored[1])  # the transaction's
+    assert body["credited"] == "30.00"
+    assert ledger_sums(api, inv["id"]) == (10000, 0, 2)
+    assert_reconciles(api)

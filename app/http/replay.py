@@ -30,9 +30,11 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+import peewee
 from pydantic import BaseModel
 
 from app.db.connection import db
+from app.db.failures import sqlstate
 from app.db.guard import set_guard, take_guard
 from app.db.models import Replay, utcnow
 from app.db.sql import Statement
@@ -90,6 +92,32 @@ FROM (SELECT 1) one LEFT JOIN guard ON true LEFT JOIN claim ON true
 """)
 
 
+# The one-statement form (at_once()): the answer stored for the key, if any, read by the
+# statement whose effect runs only if there is none; and the effect's answer inserted by
+# that statement. Its CTEs, for a statement built around an effect (app/webhooks/queries.py).
+STORED = """stored AS (
+    SELECT response_status, response_body, fingerprint FROM replays
+    WHERE scope = :scope AND key = :key
+)"""
+NOT_STORED = "NOT EXISTS (SELECT FROM stored)"
+
+
+def answer_cte(body: str, rows: str) -> str:
+    """A CTE storing the answer `body` (an SQL expression of text) once per row of `rows`:
+    200, for good (no expiry)."""
+    return f"""answer AS (
+    INSERT INTO replays (scope, key, fingerprint, created_at, response_status, response_body)
+    SELECT :scope, :key, :fingerprint, :now, 200, {body} FROM {rows}
+    RETURNING response_body
+)"""
+
+
+# Its final SELECT: the new answer, or the stored one, or no row (the effect refused).
+ANSWER_OR_STORED = """SELECT response_body AS answer, NULL::integer AS stored_status,
+       NULL::text AS stored_body, NULL::text AS stored_fingerprint FROM answer
+UNION ALL
+SELECT NULL, response_status, response_body, fingerprint FROM stored"""
+
 STORE = Statement("""
 UPDATE replays SET response_status = :status, response_body = :body
 WHERE scope = :scope AND key = :key
@@ -112,6 +140,9 @@ class Claim:
     ttl: timedelta | None  # None: kept for good
     reused: Callable[[], DomainError]  # the key came with another request
     busy: Callable[[], DomainError]  # the first request with the key is still running
+    # A stored body as it is answered: at_once() stores what its statement can write
+    # (app/webhooks/service.py: stored_answer()).
+    render: Callable[[dict[str, Any]], dict[str, Any]] = lambda body: body
 
 
 def fingerprint(secret: str, what: str, data: Any) -> str:
@@ -136,6 +167,35 @@ async def once_reading(claim: Claim, read: Statement, values: dict[str, Any], *,
     if row is None:
         return await _replay(claim)
     return await _run_and_store(claim, status, lambda: run(row))
+
+
+async def at_once(claim: Claim, statement: Statement, values: dict[str, Any]) -> Outcome | None:
+    """once() in one statement, in autocommit: `statement` (STORED, an effect gated by
+    NOT_STORED, answer_cte(), ANSWER_OR_STORED) replays the stored answer, or runs the
+    effect and stores its answer with it. None: it did neither (the effect refused, or a
+    copy took the key while it ran), and once() is to decide.
+
+    The statement cannot claim the key first: a row it inserts cannot be given the answer
+    by the same statement, nor removed if the effect refuses. So the key is taken with
+    the answer, at the end, by a plain INSERT: a copy that got past the check at the same
+    moment waits there for the first, and when the first commits it fails on the key
+    (23505) and PostgreSQL undoes all of it, effect and events included (tests/test_webhooks.py
+    fires twenty copies at once)."""
+    try:
+        row = (await db.aexecute_sql(statement.text, statement.params(
+            values, scope=claim.scope, key=claim.key, fingerprint=claim.fingerprint,
+            now=utcnow()))).fetchone()
+    except peewee.IntegrityError as exc:
+        if sqlstate(exc) != "23505":
+            raise
+        return None
+    if row is None:
+        return None
+    if row["answer"] is not None:
+        return Outcome(200, claim.render(json.loads(row["answer"])))
+    if row["stored_status"] is None:
+        return None  # not answered: left to once()
+    return _replayed(claim, row["stored_status"], row["stored_body"], row["stored_fingerprint"])
 
 
 async def _claimed(claim: Claim, statement: Statement, values: dict[str, Any]) -> Any | None:
@@ -179,10 +239,14 @@ async def _replay(claim: Claim) -> Outcome:
     stored = await Replay.aget_or_none((Replay.scope == claim.scope) & (Replay.key == claim.key))
     if stored is None or stored.response_status is None:
         raise claim.busy()
-    if not stored.fingerprint.startswith(LEGACY) \
-            and not hmac.compare_digest(stored.fingerprint, claim.fingerprint):
+    return _replayed(claim, stored.response_status, stored.response_body, stored.fingerprint)
+
+
+def _replayed(claim: Claim, status: int, body: str, stored_fingerprint: str) -> Outcome:
+    if not stored_fingerprint.startswith(LEGACY) \
+            and not hmac.compare_digest(stored_fingerprint, claim.fingerprint):
         raise claim.reused()
-    return Outcome(stored.response_status, json.loads(stored.response_body), replayed=True)
+    return Outcome(status, claim.render(json.loads(body)), replayed=True)
 
 
 async def purge_expired(now: datetime | None = None) -> int:

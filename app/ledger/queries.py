@@ -57,11 +57,29 @@ _CREDIT_GRANTED = """, (3, 'credit.granted', (SELECT jsonb_build_object('credit'
             FROM credit_entry ce))"""
 
 
-def _record_statement(*, returns_credit: bool, checks_caller: bool = False) -> Statement:
+# What the statement answers: the transaction's amount and currency, and the invoice's new
+# state too (a provider event answers with it without reading it again).
+MOVED = """
+SELECT recorded.amount, recorded.currency, moved.last_credit_return AS returned_to_credit,
+       moved.amount_recovered AS invoice_recovered, moved.amount_refunded AS invoice_refunded,
+       moved.status AS invoice_status, moved.updated_at AS invoice_updated_at
+FROM recorded, moved"""
+
+
+def record_statement(*, returns_credit: bool = False, checks_caller: bool = False,
+                     first: str = "", only_if: str = "", then: str = "",
+                     answer: str = MOVED) -> Statement:
+    """The ledger statement. For a caller that builds on it (app/webhooks/queries.py):
+    `first`, CTEs before the movement (each followed by a comma); `only_if`, a condition
+    the movement also needs; `then`, CTEs after it (each preceded by one); `answer`, the
+    final SELECT."""
     credit = CREDIT_RETURN + ", " if returns_credit else ""
     caller = CALLER + ", " if checks_caller else ""
+    gate = f"\n      AND {only_if}" if only_if else ""
+    admin = "AND EXISTS (SELECT 1 FROM caller WHERE caller.role = 'admin')" \
+        if checks_caller else ""
     return Statement(f"""
-WITH {caller}moved AS (
+WITH {first}{caller}moved AS (
     UPDATE invoices i SET
         amount_recovered = i.amount_recovered + CASE WHEN :kind = 'payment'
             THEN to_minor_units(:amount, c.exponent) ELSE 0 END,
@@ -81,7 +99,7 @@ WITH {caller}moved AS (
           WHEN :source = 'webhook' THEN i.amount_recovered - i.amount_paid_from_credit
                - (i.amount_refunded - i.amount_returned_to_credit)
           ELSE i.amount_recovered - i.amount_refunded END
-      {"AND EXISTS (SELECT 1 FROM caller WHERE caller.role = 'admin')" if checks_caller else ""}
+      {admin}{gate}
     RETURNING i.*, to_minor_units(:amount, c.exponent) AS moved_amount
 ), recorded AS (
     INSERT INTO invoice_transactions (id, invoice_id, kind, status, amount, currency,
@@ -105,23 +123,19 @@ WITH {caller}moved AS (
     WHERE e.data IS NOT NULL
     ORDER BY e.n
     RETURNING seq, type, invoice_id, created_at
-), {FAN_OUT}
--- the invoice's new state too: a provider event answers with it without reading it again
-SELECT recorded.amount, recorded.currency, moved.last_credit_return AS returned_to_credit,
-       moved.amount_recovered AS invoice_recovered, moved.amount_refunded AS invoice_refunded,
-       moved.status AS invoice_status, moved.updated_at AS invoice_updated_at
-FROM recorded, moved
+), {FAN_OUT}{then}
+{answer}
 """)
 
 
 # Payments (API, provider, credit) and the provider's refunds; and an admin's refunds,
 # which also return to credit what came from it (the one place the credit CTEs run, so
 # the hot path of a payment does not carry them).
-RECORD_TRANSACTION = _record_statement(returns_credit=False)
+RECORD_TRANSACTION = record_statement()
 # An API payment without an Idempotency-Key: the admin's token check (app/auth/queries.py)
 # in the same statement, so the request is one round trip. Nothing moves unless it passes.
-RECORD_PAYMENT_CHECKING_CALLER = _record_statement(returns_credit=False, checks_caller=True)
-RECORD_REFUND_TO_CREDIT = _record_statement(returns_credit=True)
+RECORD_PAYMENT_CHECKING_CALLER = record_statement(checks_caller=True)
+RECORD_REFUND_TO_CREDIT = record_statement(returns_credit=True)
 
 
 # A payment attempt the provider reports as failed: marked on the invoice, recorded, no

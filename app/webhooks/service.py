@@ -4,17 +4,25 @@ replay (app/webhooks/router.py, app/http/replay.py)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
+from app import clock
 from app.credit import service as credit
+from app.db.models import utcnow
 from app.db.sql import Statement
 from app.errors import Conflict
-from app.invoices.service import get_invoice, invoice_out
+from app.invoices.service import get_invoice, invoice_json, invoice_out
 from app.ledger import service as ledger
 from app.ledger.schemas import TransactionOut
-from app.webhooks.queries import CLAIM_LOCKING_INVOICE
+from app.ledger.service import transaction_json
+from app.money import MAX_EXPONENT, has_at_most_decimals, minor_units
+from app.ops import metrics
+from app.webhooks.queries import CLAIM_LOCKING_INVOICE, PAY_AT_ONCE
 from app.webhooks.schemas import (
     PaymentFailedEvent,
     PaymentSucceededEvent,
@@ -39,6 +47,9 @@ class EventType:
     effect: Callable[[Any, Any], Awaitable[Effect]]  # (event, the row `read` read)
     # Read, and locked, in the statement that claims the event id (app/http/replay.py).
     read: Statement | None = None
+    # The event in one statement, tried first (app/http/replay.py, at_once()), and its values.
+    at_once: Statement | None = None
+    at_once_values: Callable[[Any], dict[str, Any] | None] | None = None
 
 
 async def _paid(event: PaymentSucceededEvent, invoice: Any) -> Effect:
@@ -66,8 +77,46 @@ async def _refunded(event: RefundEvent, _: Any) -> Effect:
         event_id=event.id)), None, None
 
 
+def at_once_values(event: PaymentSucceededEvent) -> dict[str, Any] | None:
+    """PAY_AT_ONCE's values for a payment event; None if its amount has more decimals than
+    any currency (nothing to try: PostgreSQL's numeric need not hold an absurd exponent)."""
+    if not has_at_most_decimals(event.amount_paid, MAX_EXPONENT):
+        return None
+    now = utcnow()
+    return {"kind": "payment", "amount": event.amount_paid, "source": "webhook",
+            "created_at": now, "invoice_id": event.invoice_id, "id": uuid.uuid4(),
+            "payment_mode": event.payment_mode, "payment_date": now,
+            "reference": event.reference, "event_id": event.id, "today": clock.today()}
+
+
+def count_payment(answer: dict[str, Any]) -> None:
+    """The metric ledger.record() counts, for a payment made by PAY_AT_ONCE."""
+    paid = answer["transaction"]
+    metrics.record_transaction("payment", paid["currency"], "webhook",
+                               minor_units(Decimal(paid["amount"]), paid["currency"]))
+
+
+def stored_answer(body: dict[str, Any]) -> dict[str, Any]:
+    """A stored answer as it is sent: PAY_AT_ONCE stores the rows it is made of (`raw`),
+    rendered here exactly as apply() answers (tests/unit/test_encoding.py)."""
+    raw = body.get("raw")
+    if raw is None:
+        return body
+    paid, invoice = dict(raw["transaction"]), dict(raw["invoice"])
+    for row, names in ((paid, ("payment_date", "created_at")),
+                       (invoice, ("created_at", "updated_at"))):
+        for name in names:
+            row[name] = datetime.fromisoformat(row[name])
+    if invoice["due_date"] is not None:
+        invoice["due_date"] = date.fromisoformat(invoice["due_date"])
+    return {"event_id": paid["event_id"], "duplicate": False,
+            "invoice": invoice_json(invoice, date.fromisoformat(raw["today"])),
+            "transaction": transaction_json(paid)}
+
+
 PAYMENT_SUCCEEDED = EventType("payment.succeeded", PaymentSucceededEvent, _paid,
-                              read=CLAIM_LOCKING_INVOICE)
+                              read=CLAIM_LOCKING_INVOICE, at_once=PAY_AT_ONCE,
+                              at_once_values=at_once_values)
 PAYMENT_FAILED = EventType("payment.failed", PaymentFailedEvent, _failed)
 REFUND = EventType("refund", RefundEvent, _refunded)
 

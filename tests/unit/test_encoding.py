@@ -156,3 +156,46 @@ def test_an_endpoint_encodes_to_the_models_bytes(changes: dict) -> None:
            **changes}
     assert json_body(endpoint_json(row)) == EndpointOut.model_validate(
         row).model_dump_json().encode()
+
+
+def _as_postgres_writes_it(row: dict) -> dict:
+    """A row as `to_jsonb()` writes it: ids, dates and times as strings (times with their
+    offset, whole seconds without a fraction), numbers as numbers."""
+    def text(value: object) -> object:
+        if isinstance(value, datetime):
+            return value.isoformat()  # +00:00, and no fraction when it has none: as PostgreSQL
+        if isinstance(value, uuid.UUID | date):
+            return str(value)
+        return value
+    return {k: text(v) for k, v in row.items()}
+
+
+@pytest.mark.parametrize("changes", [
+    {},
+    {"due_date": date(2026, 11, 27)},  # due yesterday, judged on the stored day
+    {"currency": "JPY", "amount": 5, "amount_recovered": 5, "status": "completed"},
+    {"created_at": datetime(2026, 1, 1, tzinfo=UTC)},  # no microseconds
+])
+def test_a_stored_webhook_answer_renders_to_the_models_bytes(changes: dict) -> None:
+    """A provider payment made in one statement stores the rows its answer is made of
+    (app/webhooks/queries.py); rendered, they must be the bytes the transaction path's
+    model writes, for the first answer and for every replay."""
+    from app.ledger.service import transaction_out
+    from app.webhooks.schemas import WebhookResult
+    from app.webhooks.service import stored_answer
+
+    invoice = _row(**changes)
+    invoice.update(payer_id=uuid.uuid4(), receiver_id=uuid.uuid4(), id=uuid.uuid4())
+    paid = {"id": uuid.uuid4(), "invoice_id": invoice["id"], "kind": "payment",
+            "status": "succeeded", "amount": invoice["amount_recovered"],
+            "currency": invoice["currency"], "payment_mode": "provider",
+            "payment_date": invoice["updated_at"], "reference": "pay_1", "source": "webhook",
+            "event_id": "evt_ā\"1", "created_at": invoice["updated_at"]}
+    today = date(2026, 11, 28)
+    stored = {"raw": {"today": str(today), "transaction": _as_postgres_writes_it(paid),
+                      "invoice": {**_as_postgres_writes_it(invoice), "voided_at": None,
+                                  "last_credit_return": 0}}}
+    model = WebhookResult(event_id=paid["event_id"], duplicate=False,
+                          invoice=InvoiceOut.model_validate(invoice_json(invoice, today)),
+                          transaction=transaction_out(paid))
+    assert json_body(stored_answer(stored)) == model.model_dump_json().encode()
