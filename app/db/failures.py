@@ -40,6 +40,15 @@ def sqlstate(exc: BaseException) -> str | None:
     return None
 
 
+def constraint(exc: BaseException) -> str | None:
+    """The constraint a refused statement broke (a unique key, say), if the error names one."""
+    for error in _chain(exc):
+        name = getattr(error, "constraint_name", None)
+        if name:
+            return str(name)
+    return None
+
+
 def describe(exc: BaseException) -> str:
     """One line for a log: what the database said, if anything behind `exc` carries it (a
     failed rollback after a refused statement would otherwise hide the refusal)."""

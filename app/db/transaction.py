@@ -6,9 +6,10 @@ one transaction, run again (a bounded number of times) when PostgreSQL reports a
 or a serialization failure. Services never open, commit or retry transactions; they run
 their statements and raise domain errors.
 
-The one exception is `autocommit(fn)`: the ledger statement of a payment without an
+The exceptions run `autocommit(fn)`: the ledger statement of a payment without an
 Idempotency-Key runs on its own, so that the invoice's row lock lasts exactly one round
-trip (app/ledger/router.py says why). It has the same retry policy.
+trip (app/ledger/router.py says why), and so does a provider's payment as it is, in one
+statement (app/http/replay.py, at_once()). It has the same retry policy.
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 Everything happens inside the caller's one transaction: the key is claimed with
 `INSERT ... ON CONFLICT`, the work runs, and its answer (a refusal too) is stored in the
-same transaction. So a stored answer always belongs to a committed effect, and a request
+same transaction. (A provider's payment as it is is first tried in one statement,
+at_once(), which takes the key with the answer at its end instead.) So a stored answer
+always belongs to a committed effect, and a request
 that dies half-way leaves nothing behind: its rollback frees the key for the retry.
 
 A copy that arrives while the first is still running either waits for it and then replays
@@ -34,7 +36,7 @@ import peewee
 from pydantic import BaseModel
 
 from app.db.connection import db
-from app.db.failures import sqlstate
+from app.db.failures import constraint, sqlstate
 from app.db.guard import set_guard, take_guard
 from app.db.models import Replay, utcnow
 from app.db.sql import Statement
@@ -91,6 +93,9 @@ SELECT claim.claimed, guard.allowed AS guard_allowed, guard.info AS guard_info
 FROM (SELECT 1) one LEFT JOIN guard ON true LEFT JOIN claim ON true
 """)
 
+
+# The unique keys a copy racing at_once()'s statement may fail on (migrations/0001, 0003).
+ONCE_KEYS = frozenset({"replays_pkey", "invoice_transaction_event_id_key"})
 
 # The one-statement form (at_once()): the answer stored for the key, if any, read by the
 # statement whose effect runs only if there is none; and the effect's answer inserted by
@@ -176,17 +181,21 @@ async def at_once(claim: Claim, statement: Statement, values: dict[str, Any]) ->
     copy took the key while it ran), and once() is to decide.
 
     The statement cannot claim the key first: a row it inserts cannot be given the answer
-    by the same statement, nor removed if the effect refuses. So the key is taken with
-    the answer, at the end, by a plain INSERT: a copy that got past the check at the same
-    moment waits there for the first, and when the first commits it fails on the key
-    (23505) and PostgreSQL undoes all of it, effect and events included (tests/test_webhooks.py
-    fires twenty copies at once)."""
+    by the same statement, nor removed if the effect refuses. The lookup of the stored
+    answer is only a shortcut (it sees the statement's snapshot, and is not looked at
+    again when the effect waits for a lock); exactly-once rests on unique keys: the key
+    is inserted with the answer, at the end, by a plain INSERT, and the effect's own rows
+    carry the same id under a unique key (the ledger row's `event_id`). A copy that got
+    past the lookup at the same moment waits for the first on one of them, fails with
+    23505 when the first commits, and PostgreSQL undoes all it did, effect and events
+    included; or, re-checked after waiting for the invoice, it no longer fits and moves
+    nothing. Either way once() replays the first answer (tests/test_races.py)."""
     try:
         row = (await db.aexecute_sql(statement.text, statement.params(
             values, scope=claim.scope, key=claim.key, fingerprint=claim.fingerprint,
             now=utcnow()))).fetchone()
     except peewee.IntegrityError as exc:
-        if sqlstate(exc) != "23505":
+        if sqlstate(exc) != "23505" or constraint(exc) not in ONCE_KEYS:
             raise
         return None
     if row is None:

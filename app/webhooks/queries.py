@@ -28,6 +28,6 @@ PAY_AT_ONCE = record_statement(
       AND EXISTS (SELECT FROM users p WHERE p.id = i.payer_id)
       AND EXISTS (SELECT FROM users r WHERE r.id = i.receiver_id)""",
     then=", " + answer_cte(f"""jsonb_build_object('raw', jsonb_build_object(
-        'today', :today::date, 'transaction', to_jsonb(recorded),
+        'v', 1, 'today', :today::date, 'transaction', to_jsonb(recorded),
         'invoice', {INVOICE_SNAPSHOT}))::text""", "recorded, moved"),
     answer=ANSWER_OR_STORED)

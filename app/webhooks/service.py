@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -97,16 +97,20 @@ def count_payment(answer: dict[str, Any]) -> None:
 
 
 def stored_answer(body: dict[str, Any]) -> dict[str, Any]:
-    """A stored answer as it is sent: PAY_AT_ONCE stores the rows it is made of (`raw`),
-    rendered here exactly as apply() answers (tests/unit/test_encoding.py)."""
+    """A stored answer as it is sent: PAY_AT_ONCE stores the rows it is made of (`raw`,
+    form `v` 1), rendered here exactly as apply() answers (tests/unit/test_encoding.py,
+    which also pins one stored answer's bytes: a replay must keep answering what the
+    first answer said, whatever changes later)."""
     raw = body.get("raw")
     if raw is None:
         return body
+    if raw.get("v") != 1:  # a later form needs its own renderer here, kept beside this one
+        raise ValueError(f"a stored answer of an unknown form: {raw.get('v')!r}")
     paid, invoice = dict(raw["transaction"]), dict(raw["invoice"])
     for row, names in ((paid, ("payment_date", "created_at")),
                        (invoice, ("created_at", "updated_at"))):
-        for name in names:
-            row[name] = datetime.fromisoformat(row[name])
+        for name in names:  # in UTC whatever the session's time zone wrote
+            row[name] = datetime.fromisoformat(row[name]).astimezone(UTC)
     if invoice["due_date"] is not None:
         invoice["due_date"] = date.fromisoformat(invoice["due_date"])
     return {"event_id": paid["event_id"], "duplicate": False,

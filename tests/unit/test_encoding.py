@@ -162,8 +162,9 @@ def _as_postgres_writes_it(row: dict) -> dict:
     """A row as `to_jsonb()` writes it: ids, dates and times as strings (times with their
     offset, whole seconds without a fraction), numbers as numbers."""
     def text(value: object) -> object:
-        if isinstance(value, datetime):
-            return value.isoformat()  # +00:00, and no fraction when it has none: as PostgreSQL
+        if isinstance(value, datetime):  # +00:00, the fraction's trailing zeros dropped
+            whole, _, offset = value.isoformat().partition("+")
+            return f"{whole.rstrip('0').rstrip('.') if '.' in whole else whole}+{offset}"
         if isinstance(value, uuid.UUID | date):
             return str(value)
         return value
@@ -175,6 +176,7 @@ def _as_postgres_writes_it(row: dict) -> dict:
     {"due_date": date(2026, 11, 27)},  # due yesterday, judged on the stored day
     {"currency": "JPY", "amount": 5, "amount_recovered": 5, "status": "completed"},
     {"created_at": datetime(2026, 1, 1, tzinfo=UTC)},  # no microseconds
+    {"updated_at": datetime(2026, 1, 1, 0, 0, 0, 120000, tzinfo=UTC)},  # written ".12"
 ])
 def test_a_stored_webhook_answer_renders_to_the_models_bytes(changes: dict) -> None:
     """A provider payment made in one statement stores the rows its answer is made of
@@ -192,10 +194,54 @@ def test_a_stored_webhook_answer_renders_to_the_models_bytes(changes: dict) -> N
             "payment_date": invoice["updated_at"], "reference": "pay_1", "source": "webhook",
             "event_id": "evt_ā\"1", "created_at": invoice["updated_at"]}
     today = date(2026, 11, 28)
-    stored = {"raw": {"today": str(today), "transaction": _as_postgres_writes_it(paid),
+    stored = {"raw": {"v": 1, "today": str(today), "transaction": _as_postgres_writes_it(paid),
                       "invoice": {**_as_postgres_writes_it(invoice), "voided_at": None,
                                   "last_credit_return": 0}}}
     model = WebhookResult(event_id=paid["event_id"], duplicate=False,
                           invoice=InvoiceOut.model_validate(invoice_json(invoice, today)),
                           transaction=transaction_out(paid))
     assert json_body(stored_answer(stored)) == model.model_dump_json().encode()
+
+
+def test_a_stored_webhook_answer_keeps_its_bytes() -> None:
+    """Replays of a payment made in one statement render its stored rows again, so what
+    they answer must not change with the code: these bytes are pinned. A change of the
+    answer's shape needs a new form (`v`) beside this one, not a change of this one."""
+    from app.webhooks.service import stored_answer
+
+    stored = {"raw": {"v": 1, "today": "2026-11-28", "transaction": {
+        "id": "5d1c7e0a-3c2b-4f7e-9a51-0b8f3e6d2a41", "invoice_id":
+        "0b6f2a9e-8d4c-4e1a-b3f7-6c2d9e8a1f50", "kind": "payment", "status": "succeeded",
+        "amount": 6050, "currency": "INR", "payment_mode": "provider",
+        "payment_date": "2026-11-28T09:01:02.5+00:00", "reference": "pay_123",
+        "source": "webhook", "event_id": "evt_1", "created_at": "2026-11-28T09:01:02.5+00:00",
+        "last_credit_return": 0}, "invoice": {
+        "id": "0b6f2a9e-8d4c-4e1a-b3f7-6c2d9e8a1f50",
+        "payer_id": "a1b2c3d4-0000-4000-8000-000000000001",
+        "receiver_id": "a1b2c3d4-0000-4000-8000-000000000002",
+        "payer_username": "alice", "payer_email": "alice@example.com",
+        "receiver_username": "bob", "receiver_email": "bob@example.com",
+        "amount": 10000, "currency": "INR", "description": None, "due_date": "2026-11-27",
+        "status": "partially_paid", "amount_recovered": 6050, "amount_refunded": 0,
+        "voided_at": None, "created_at": "2026-11-27T08:00:00+00:00",
+        "updated_at": "2026-11-28T09:01:02.5+00:00"}}}
+    assert json_body(stored_answer(stored)) == (
+        b'{"event_id":"evt_1","duplicate":false,"invoice":{'
+        b'"id":"0b6f2a9e-8d4c-4e1a-b3f7-6c2d9e8a1f50",'
+        b'"payer_id":"a1b2c3d4-0000-4000-8000-000000000001",'
+        b'"receiver_id":"a1b2c3d4-0000-4000-8000-000000000002",'
+        b'"payer":{"id":"a1b2c3d4-0000-4000-8000-000000000001","username":"alice",'
+        b'"email":"alice@example.com"},'
+        b'"receiver":{"id":"a1b2c3d4-0000-4000-8000-000000000002","username":"bob",'
+        b'"email":"bob@example.com"},'
+        b'"amount":"100.00","currency":"INR","description":null,"due_date":"2026-11-27",'
+        b'"status":"partially_paid","amount_recovered":"60.50","amount_refunded":"0.00",'
+        b'"amount_due":"39.50","overdue":true,"created_at":"2026-11-27T08:00:00Z",'
+        b'"updated_at":"2026-11-28T09:01:02.500000Z"},'
+        b'"transaction":{"id":"5d1c7e0a-3c2b-4f7e-9a51-0b8f3e6d2a41",'
+        b'"invoice_id":"0b6f2a9e-8d4c-4e1a-b3f7-6c2d9e8a1f50","kind":"payment",'
+        b'"status":"succeeded","amount":"60.50","currency":"INR","payment_mode":"provider",'
+        b'"payment_date":"2026-11-28T09:01:02.500000Z","reference":"pay_123",'
+        b'"source":"webhook","event_id":"evt_1","created_at":"2026-11-28T09:01:02.500000Z"}}')
+    with pytest.raises(ValueError, match="unknown form"):
+        stored_answer({"raw": {**stored["raw"], "v": 2}})
