@@ -31,22 +31,22 @@ def _chain(exc: BaseException, depth: int = 5) -> list[BaseException]:
     return found
 
 
+def _said(exc: BaseException, what: str) -> str | None:
+    for error in _chain(exc):
+        value = getattr(error, what, None)
+        if value:
+            return str(value)
+    return None
+
+
 def sqlstate(exc: BaseException) -> str | None:
     """The PostgreSQL error code behind a peewee or asyncpg exception, if any."""
-    for error in _chain(exc):
-        code = getattr(error, "sqlstate", None)
-        if code:
-            return str(code)
-    return None
+    return _said(exc, "sqlstate")
 
 
 def constraint(exc: BaseException) -> str | None:
     """The constraint a refused statement broke (a unique key, say), if the error names one."""
-    for error in _chain(exc):
-        name = getattr(error, "constraint_name", None)
-        if name:
-            return str(name)
-    return None
+    return _said(exc, "constraint_name")
 
 
 def describe(exc: BaseException) -> str:
