@@ -4,8 +4,8 @@ Everything happens inside the caller's one transaction: the key is claimed with
 `INSERT ... ON CONFLICT`, the work runs, and its answer (a refusal too) is stored in the
 same transaction. (A provider's payment as it is is first tried in one statement,
 at_once(), which takes the key with the answer at its end instead.) So a stored answer
-always belongs to a committed effect, and a request
-that dies half-way leaves nothing behind: its rollback frees the key for the retry.
+always belongs to a committed effect, and a request that dies half-way leaves nothing
+behind: its rollback frees the key for the retry.
 
 A copy that arrives while the first is still running either waits for it and then replays
 its answer (`wait=True`: provider events, whose retries should simply succeed), or is told
