@@ -45,6 +45,7 @@ from harness import AppServer, BenchError
 DB_NAME = "payapp_bench"
 CONNECTIONS = (16, 64)
 ADMIN = ("bench_admin", "bench_admin@example.com")
+FLOOR_SECONDS = 3  # the floor measured before each point (at most the point's own window)
 WEBHOOK_RATE_CAP = 3000  # signed bodies per second of load prepared for the webhook scenario
 
 
@@ -136,6 +137,9 @@ class Run:
         self.cursor: seed.Cursor | None = None
         self.queue_age_s: float | None = None  # the events scenario's oldest pending delivery
         self.floor: dict[int, float] = {}  # conns -> the hello-world's req/s
+        # Served all along: every point is divided by a floor measured right before it.
+        self.hello: AppServer | None = None
+        self.floors: dict[int, list[float]] = {}  # conns -> every floor measured beside a point
 
     def measure_floor(self, hello: AppServer) -> None:
         """HELLO on its own server (the app's is idle meanwhile)."""
@@ -147,6 +151,27 @@ class Run:
         self.floor = {p.conns: p.rps for p in self.points if p.key == HELLO.key}
         for p in self.points:
             p.floor_rps = self.floor.get(p.conns, 0.0)
+        self.hello = hello
+
+    def floor_beside(self, conns: int) -> float:
+        """The floor at `conns`, measured now (FLOOR_SECONDS, on the hello-world's server;
+        the app's is idle meanwhile): the machine's speed changes within a run far more than
+        the app's does (docs/PERFORMANCE.md, "A webhook in one statement"), so a ratio is
+        taken against the floor of the same moment. Without the server: the run's first."""
+        if self.hello is None:
+            return self.floor.get(conns, 0.0)
+        res = harness.run_wrk(self.wrk_path, HELLO.lua, self.hello.url, conns,
+                              min(FLOOR_SECONDS, self.cfg.seconds), self.cfg.grace,
+                              HELLO.wrk_args(self, "", 0), self.token)
+        self.floors.setdefault(conns, []).append(res.rps)
+        return res.rps
+
+    def floor_note(self) -> str:
+        spans = ", ".join(f"{min(f):,.0f}–{max(f):,.0f} req/s at {c}"
+                          for c, f in sorted(self.floors.items()))
+        return (f"each point's ÷ hello is to the floor measured right before it "
+                f"({min(FLOOR_SECONDS, self.cfg.seconds)} s on the hello-world's server): "
+                f"{spans}; the hello-world rows are the run's first")
 
     def wrk(self, scn: Scenario, conns: int, seconds: int, tag: str) -> harness.WrkResult:
         res = harness.run_wrk(self.wrk_path, scn.lua, self.app.url, conns, seconds,
@@ -159,6 +184,7 @@ class Run:
         tag = f"{scn.key}:{conns}"
         if warm_up:
             self.wrk(scn, conns, self.cfg.warmup, tag + ":warmup")
+        floor = self.floor_beside(conns) if scn is not HELLO else 0.0
         with ThreadPoolExecutor(1) as pool:
             load = pool.submit(self.wrk, scn, conns, self.cfg.seconds, tag)
             time.sleep(1.5)
@@ -175,7 +201,7 @@ class Run:
             self.accepted["pgbench:" + tag] = pg.transactions
         point = report.Point(scn.key, scn.label, conns, res.rps, res.p50_ms, res.p99_ms,
                              res.unexpected((409,) if scn.pays else ()), res.count(409),
-                             pg.tps, pg.failed, split, floor_rps=self.floor.get(conns, 0.0))
+                             pg.tps, pg.failed, split, floor_rps=floor)
         if not pg.tps and scn.pgbench:
             point.notes.append("pgbench did not run: " + pg.output.strip().splitlines()[-1])
         if res.wrapped or res.dup:
@@ -442,6 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     db = seed.Database(db_url)
     db.seed_base()
     app = AppServer(env, workdir / "app.log", launcher=args.launcher)
+    hello: AppServer | None = None
     notes = [f"database: `{DB_NAME}` on {harness.redacted(server)}; app started with "
              f"--launcher {args.launcher}"]
     if args.quick:
@@ -457,11 +484,8 @@ def main(argv: list[str] | None = None) -> int:
         print(notes[-1], flush=True)
         hello = AppServer(env, workdir / "hello.log", launcher=args.launcher,
                           factory="bench.hello:create_app")
-        try:
-            hello.wait_ready()
-            run.measure_floor(hello)
-        finally:
-            hello.stop()
+        hello.wait_ready()
+        run.measure_floor(hello)
         for scn in SCENARIOS:
             if wanted(scn.key):
                 run.scenario(scn)
@@ -479,6 +503,8 @@ def main(argv: list[str] | None = None) -> int:
             for scn in list_scenarios(label):
                 if wanted(scn.key.split("@")[0]):
                     run.scenario(scn)
+        if run.floors:
+            notes.append(run.floor_note())
         memory = {pid: harness.memory_kib(pid) for pid in app.worker_pids()}
         if args.profile:
             prof = ROOT / "bench" / "results" / f"profile-{date.today()}.txt"
@@ -490,6 +516,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"WARNING: profiling failed, results kept: {exc}")
     finally:
         app.stop()
+        if hello is not None:
+            hello.stop()
 
     reconcile = harness.run_cli(env, "reconcile")
     ledger_ok, ledger_lines = check_ledger(db, run.accepted)
