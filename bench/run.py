@@ -45,7 +45,7 @@ from harness import AppServer, BenchError
 DB_NAME = "payapp_bench"
 CONNECTIONS = (16, 64)
 ADMIN = ("bench_admin", "bench_admin@example.com")
-FLOOR_SECONDS = 3  # the floor measured before each point (at most the point's own window)
+FLOOR_SECONDS = 3  # the floor measured before and after each point (at most its window)
 WEBHOOK_RATE_CAP = 3000  # signed bodies per second of load prepared for the webhook scenario
 
 
@@ -110,6 +110,10 @@ BY_KEY = {scn.key: scn for scn in SCENARIOS}
 # queue deliveries the app then has to send while the next point runs.
 EVENTS = Scenario("pay_events", f"payment, {seed.SPREAD:,} invoices, 1 endpoint", "pay.lua",
                   "", BY_KEY["pay_spread"].wrk_args, BY_KEY["pay_spread"].pg_vars, pays="201")
+# Their points also count the CPU each process spent per payment (the app's workers,
+# PostgreSQL, and the deliver process and receiver while they run): where the events' cost
+# lands on the machine's cores (docs/EVENTS.md, "Throughput").
+CPU_COUNTED = {"pay_spread", EVENTS.key}
 
 
 def list_scenarios(size: str) -> list[Scenario]:
@@ -137,9 +141,14 @@ class Run:
         self.cursor: seed.Cursor | None = None
         self.queue_age_s: float | None = None  # the events scenario's oldest pending delivery
         self.floor: dict[int, float] = {}  # conns -> the hello-world's req/s
-        # Served all along: every point is divided by a floor measured right before it.
+        # Served all along: every point is divided by the floors measured on either side.
         self.hello: AppServer | None = None
         self.floors: dict[int, list[float]] = {}  # conns -> every floor measured beside a point
+        # Processes besides the app's workers and PostgreSQL whose CPU the payments' points
+        # count (the events scenario's deliver process and receiver), and what they counted:
+        # (scenario key, conns) -> process group -> CPU ms per request.
+        self.helpers: dict[str, int] = {}
+        self.cpu: dict[tuple[str, int], dict[str, float]] = {}
 
     def measure_floor(self, hello: AppServer) -> None:
         """HELLO on its own server (the app's is idle meanwhile)."""
@@ -157,7 +166,8 @@ class Run:
         """The floor at `conns`, measured now (FLOOR_SECONDS, on the hello-world's server;
         the app's is idle meanwhile): the machine's speed changes within a run far more than
         the app's does (docs/PERFORMANCE.md, "A webhook in one statement"), so a ratio is
-        taken against the floor of the same moment. Without the server: the run's first."""
+        taken against the floor of the same moment, measured right before the point and
+        right after it. Without the server: the run's first."""
         if self.hello is None:
             return self.floor.get(conns, 0.0)
         res = harness.run_wrk(self.wrk_path, HELLO.lua, self.hello.url, conns,
@@ -169,8 +179,9 @@ class Run:
     def floor_note(self) -> str:
         spans = ", ".join(f"{min(f):,.0f}–{max(f):,.0f} req/s at {c}"
                           for c, f in sorted(self.floors.items()))
-        return (f"each point's ÷ hello is to the floor measured right before it "
-                f"({min(FLOOR_SECONDS, self.cfg.seconds)} s on the hello-world's server): "
+        return (f"each point's ÷ hello is to the mean of the floors measured right before "
+                f"and right after it ({min(FLOOR_SECONDS, self.cfg.seconds)} s each, on the "
+                f"hello-world's server): "
                 f"{spans}; the hello-world rows are the run's first")
 
     def wrk(self, scn: Scenario, conns: int, seconds: int, tag: str) -> harness.WrkResult:
@@ -184,12 +195,18 @@ class Run:
         tag = f"{scn.key}:{conns}"
         if warm_up:
             self.wrk(scn, conns, self.cfg.warmup, tag + ":warmup")
-        floor = self.floor_beside(conns) if scn is not HELLO else 0.0
+        before = self.floor_beside(conns) if scn is not HELLO else 0.0
+        counted = self.cpu_now() if scn.key in CPU_COUNTED else {}
         with ThreadPoolExecutor(1) as pool:
             load = pool.submit(self.wrk, scn, conns, self.cfg.seconds, tag)
             time.sleep(1.5)
             split = "/".join(map(str, self.app.connection_split()))
             res = load.result()
+        if counted:
+            self.cpu[(scn.key, conns)] = self.cpu_per_request(counted, res.requests)
+        # The floor on either side of the point: a machine that speeds up or slows down
+        # during it moves both halves, and their mean is the floor of the point's moment.
+        floor = (before + self.floor_beside(conns)) / 2 if scn is not HELLO else 0.0
         try:
             pg = harness.run_pgbench(self.pgbench_path, scn.pgbench, self.db_url, conns,
                                      self.cfg.pg_seconds, scn.pg_vars(self, "pgbench:" + tag),
@@ -216,6 +233,37 @@ class Run:
               f"pgbench {pg.tps:8,.0f} tps  ({point.ratio:.0%}) {'; '.join(point.notes)}",
               flush=True)
 
+    def cpu_now(self) -> dict[str, dict[int, float]]:
+        """CPU seconds used so far by each process of each group."""
+        groups = {"workers": self.app.worker_pids(), "PostgreSQL": harness.postgres_pids(),
+                  **{name: [pid] for name, pid in self.helpers.items()}}
+        return {name: {pid: harness.cpu_seconds(pid) for pid in pids}
+                for name, pids in groups.items()}
+
+    def cpu_per_request(self, before: dict[str, dict[int, float]],
+                        requests: int) -> dict[str, float]:
+        """Each group's CPU since `before`, in ms per request (a process started since
+        counts whole)."""
+        after = self.cpu_now()
+        return {name: sum(cpu - before.get(name, {}).get(pid, 0.0)
+                          for pid, cpu in pids.items()) * 1000 / max(requests, 1)
+                for name, pids in after.items()}
+
+    def cpu_note(self) -> str:
+        """CPU per payment without and with the endpoint, by the processes serving it (the
+        load generator left out)."""
+        parts = []
+        for conns in CONNECTIONS:
+            without, with_ = self.cpu.get(("pay_spread", conns)), self.cpu.get((EVENTS.key, conns))
+            if not (without and with_):
+                continue
+            names = [*without, *(n for n in with_ if n not in without)]
+            rows = ", ".join(f"{n} {without.get(n, 0.0):.2f} → {with_[n]:.2f}" for n in names)
+            parts.append(f"at {conns}: {rows} (total {sum(without.values()):.2f} → "
+                         f"{sum(with_.values()):.2f})")
+        return ("events: CPU per payment in ms (user + system, over the wrk window), "
+                "without → with the endpoint: " + "; ".join(parts)) if parts else ""
+
     def events_scenario(self, db: seed.Database) -> list[str]:
         """EVENTS with a receiver subscribed; the delivery queue's age sampled throughout."""
         import threading
@@ -240,6 +288,7 @@ class Run:
                 time.sleep(0.25)
             sampler.close()
 
+        self.helpers = {"deliver": deliverer.pid, "receiver": receiver.pid}
         try:
             time.sleep(1)
             r = httpx.post(f"{self.app.url}/webhook-endpoints", headers=headers, json={
@@ -262,6 +311,7 @@ class Run:
                          timeout=30)
         finally:
             stop.set()
+            self.helpers = {}
             for process in (deliverer, receiver):
                 process.terminate()
                 process.wait(10)
@@ -275,7 +325,7 @@ class Run:
         return [f"events: payments with 1 endpoint subscribed vs none: {change}; deliveries "
                 f"{counts}; oldest pending delivery during the load at most "
                 f"{max(ages, default=0):.1f} s (sampled every 0.25 s); queue empty "
-                f"{drained:.1f} s after the load"]
+                f"{drained:.1f} s after the load", *filter(None, [self.cpu_note()])]
 
     def keepalive_probe(self) -> str:
         """GET /health over one keep-alive connection: the HTTP floor, no database."""
