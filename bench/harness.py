@@ -245,8 +245,10 @@ def fresh_app_database(name: str, admin: tuple[str, str]) -> AppDatabase:
                    "WEBHOOK_SECRET": secrets.token_urlsafe(36)}
     env = app_env(url, app_secrets)
     password = secrets.token_urlsafe(18)
+    # `--password=…` in one argument: a random password may begin with "-", which argparse
+    # would take for an option of its own.
     made = run_cli(env, "create-admin", "--username", admin[0], "--email", admin[1],
-                   "--password", password)
+                   f"--password={password}")
     if made.returncode != 0:
         raise BenchError(f"create-admin failed:\n{made.stdout}{made.stderr}")
     return AppDatabase(server, url, app_secrets, env, (admin[0], password))

@@ -438,7 +438,7 @@ def replica_main(cfg: Config, argv: list[str] | None) -> int:
         env = harness.app_env(db_url, app_secrets)
         password = secrets.token_urlsafe(18)
         made = harness.run_cli(env, "create-admin", "--username", ADMIN[0], "--email",
-                               ADMIN[1], "--password", password)
+                               ADMIN[1], f"--password={password}")  # may begin with "-"
         if made.returncode != 0:
             raise BenchError(f"create-admin failed:\n{made.stdout}{made.stderr}")
         db = seed.Database(db_url)
