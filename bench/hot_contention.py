@@ -1,0 +1,105 @@
+"""The hot invoice's statement in pgbench, alone and beside busy loops, alternated with the
+app serving the same payments, round by round:
+
+    .venv/bin/python bench/hot_contention.py [--rounds 2] [--seconds 8] [--connections 16]
+
+Every payment on the one hot invoice waits for its row lock, which the backend holding it
+keeps until it has run the statement and committed; a backend that has to wait for a core
+holds the lock that much longer. This shows how much the hot invoice's rate owes to the CPU
+other processes take on the same cores: pgbench (`bench/pgbench/pay_hot.sql`, the app's own
+statement) alone, then beside one and two processes of `while True: pass`, and the app on
+the same invoice with the CPU its workers used meanwhile (docs/PERFORMANCE.md, "The floor
+on both sides of every point; where the targets stand"). On a throwaway database
+(`payapp_bench_hot`, seeded as bench/run.py seeds).
+"""
+
+# ruff: noqa: E402  (the project root goes on sys.path before the imports that need it)
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import harness
+import seed
+from harness import AppServer, BenchError
+
+DB_NAME = "payapp_bench_hot"
+ADMIN = ("bench_admin", "bench_admin@example.com")
+T = TypeVar("T")
+
+
+def beside_busy_loops(count: int, measure: Callable[[], T]) -> T:
+    """`measure()` while `count` processes spin on the CPU."""
+    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+             for _ in range(count)]
+    try:
+        if loops:
+            time.sleep(0.5)  # running before the measurement starts
+        return measure()
+    finally:
+        for loop in loops:
+            loop.kill()
+            loop.wait()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--seconds", type=int, default=8, help="per point")
+    parser.add_argument("--connections", type=int, default=16)
+    args = parser.parse_args()
+    wrk, pgbench = harness.find_wrk(), harness.find_pgbench()
+    workdir = ROOT / "bench" / "results" / "hot.tmp"  # git-ignored
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    fresh = harness.fresh_app_database(DB_NAME, ADMIN)
+    db = seed.Database(fresh.url)
+    db.seed_base()
+    app = AppServer(fresh.env, workdir / "app.log")
+    try:
+        app.wait_ready()
+        token = app.login(*fresh.admin)
+        caller = harness.token_vars(token)
+        print(f"{args.connections} connections/clients, {args.seconds} s per point, "
+              f"{args.rounds} rounds; pgbench tps, app req/s", flush=True)
+        for n in range(1, args.rounds + 1):
+            tps = {}
+            for loops in (0, 1, 2):
+                tag = f"hot-{n}-{loops}"
+                res = beside_busy_loops(loops, lambda tag=tag: harness.run_pgbench(
+                    pgbench, "pay_hot.sql", fresh.url, args.connections, args.seconds,
+                    {"ref": tag, **caller}, workdir))
+                if res.failed:
+                    raise BenchError(f"pgbench: {res.failed} failed transactions")
+                tps[loops] = res.tps
+            workers = app.worker_pids()
+            before = sum(harness.cpu_seconds(pid) for pid in workers)
+            res = harness.run_wrk(wrk, "pay.lua", app.url, args.connections, args.seconds, 2,
+                                  [str(seed.HOT), str(seed.HOT), seed.PAYMENT, f"hot-{n}-app"],
+                                  token)
+            cores = (sum(harness.cpu_seconds(pid) for pid in workers) - before) / \
+                (args.seconds + 2)
+            if res.unexpected((409,)):
+                raise BenchError(f"the app: {res.status}, socket errors {res.socket_errors}")
+            print(f"round {n}: pgbench alone {tps[0]:7,.0f}  beside one busy loop "
+                  f"{tps[1]:7,.0f}  beside two {tps[2]:7,.0f}  |  the app {res.rps:7,.0f} "
+                  f"(its workers used {cores:.2f} of a core)", flush=True)
+    finally:
+        app.stop()
+        db.close()
+        harness.drop_database(fresh.server, DB_NAME)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
