@@ -64,38 +64,64 @@ def main() -> int:
     workdir.mkdir(parents=True)
     fresh = harness.fresh_app_database(DB_NAME, ADMIN)
     db = seed.Database(fresh.url)
-    db.seed_base()
-    app = AppServer(fresh.env, workdir / "app.log")
+    app: AppServer | None = None
+    accepted: dict[str, int] = {}  # each point's reference tag -> payments it counted
+
+    def pgbench_beside(loops: int, tag: str, caller: dict[str, str]) -> float:
+        res = beside_busy_loops(loops, lambda: harness.run_pgbench(
+            pgbench, "pay_hot.sql", fresh.url, args.connections, args.seconds,
+            {"ref": tag, **caller}, workdir))
+        if res.failed:
+            raise BenchError(f"pgbench: {res.failed} failed transactions")
+        accepted[tag] = res.transactions
+        return res.tps
+
+    def the_app(tag: str, token: str) -> tuple[float, float]:
+        """The app's req/s on the hot invoice, and the cores its workers used meanwhile."""
+        assert app is not None
+        workers = app.worker_pids()
+        before = sum(harness.cpu_seconds(pid) for pid in workers)
+        res = harness.run_wrk(wrk, "pay.lua", app.url, args.connections, args.seconds, 2,
+                              [str(seed.HOT), str(seed.HOT), seed.PAYMENT, tag], token)
+        cores = (sum(harness.cpu_seconds(pid) for pid in workers) - before) / \
+            (args.seconds + 2)  # wrk's whole run: the window and its grace
+        if res.unexpected(()):  # the hot invoice never fills up: not even a 409
+            raise BenchError(f"the app: {res.status}, socket errors {res.socket_errors}")
+        accepted[tag] = res.count(201)
+        return res.rps, cores
+
     try:
+        db.seed_base()
+        app = AppServer(fresh.env, workdir / "app.log")
         app.wait_ready()
         token = app.login(*fresh.admin)
         caller = harness.token_vars(token)
         print(f"{args.connections} connections/clients, {args.seconds} s per point, "
-              f"{args.rounds} rounds; pgbench tps, app req/s", flush=True)
+              f"{args.rounds} rounds, the order turned by one each round; pgbench tps, "
+              "app req/s", flush=True)
+        points = ["alone", "one", "two", "app"]
         for n in range(1, args.rounds + 1):
-            tps = {}
-            for loops in (0, 1, 2):
-                tag = f"hot-{n}-{loops}"
-                res = beside_busy_loops(loops, lambda tag=tag: harness.run_pgbench(
-                    pgbench, "pay_hot.sql", fresh.url, args.connections, args.seconds,
-                    {"ref": tag, **caller}, workdir))
-                if res.failed:
-                    raise BenchError(f"pgbench: {res.failed} failed transactions")
-                tps[loops] = res.tps
-            workers = app.worker_pids()
-            before = sum(harness.cpu_seconds(pid) for pid in workers)
-            res = harness.run_wrk(wrk, "pay.lua", app.url, args.connections, args.seconds, 2,
-                                  [str(seed.HOT), str(seed.HOT), seed.PAYMENT, f"hot-{n}-app"],
-                                  token)
-            cores = (sum(harness.cpu_seconds(pid) for pid in workers) - before) / \
-                (args.seconds + 2)
-            if res.unexpected((409,)):
-                raise BenchError(f"the app: {res.status}, socket errors {res.socket_errors}")
-            print(f"round {n}: pgbench alone {tps[0]:7,.0f}  beside one busy loop "
-                  f"{tps[1]:7,.0f}  beside two {tps[2]:7,.0f}  |  the app {res.rps:7,.0f} "
-                  f"(its workers used {cores:.2f} of a core)", flush=True)
+            got: dict[str, float] = {}
+            cores = 0.0
+            for point in points[n - 1:] + points[:n - 1]:
+                tag = f"hot-{n}-{point}"
+                if point == "app":
+                    got[point], cores = the_app(tag, token)
+                else:
+                    got[point] = pgbench_beside(points.index(point), tag, caller)
+            print(f"round {n}: pgbench alone {got['alone']:7,.0f}  beside one busy loop "
+                  f"{got['one']:7,.0f}  beside two {got['two']:7,.0f}  |  the app "
+                  f"{got['app']:7,.0f} (its workers used {cores:.2f} of a core)", flush=True)
+        recovered, ledger = db.ledger()
+        counted = {tag: ledger.get(tag, (0, 0))[0] for tag in accepted}
+        if counted != accepted or recovered != sum(accepted.values()) * seed.PAYMENT_MINOR:
+            raise BenchError(f"the ledger does not match what was counted: {counted} "
+                             f"rows against {accepted}; {recovered} recovered")
+        print(f"ledger: {sum(accepted.values()):,} payments counted, each one ledger row, "
+              "the invoice's sum equal", flush=True)
     finally:
-        app.stop()
+        if app is not None:
+            app.stop()
         db.close()
         harness.drop_database(fresh.server, DB_NAME)
     return 0

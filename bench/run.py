@@ -261,7 +261,7 @@ class Run:
             rows = ", ".join(f"{n} {without.get(n, 0.0):.2f} → {with_[n]:.2f}" for n in names)
             parts.append(f"at {conns}: {rows} (total {sum(without.values()):.2f} → "
                          f"{sum(with_.values()):.2f})")
-        return ("events: CPU per payment in ms (user + system, over the wrk window), "
+        return ("events: CPU per payment in ms (user + system, over wrk's whole run), "
                 "without → with the endpoint: " + "; ".join(parts)) if parts else ""
 
     def events_scenario(self, db: seed.Database) -> list[str]:
