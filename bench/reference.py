@@ -7,7 +7,8 @@ round so that each round's figures share the machine's mood:
 
 On a throwaway database (`payapp_bench_reference`, seeded as bench/run.py seeds: 1,000
 invoices to read and pay, then 100,000 for the list page). Prints, per scenario and round,
-each server's req/s and its share of the floor, and the app's share of the reference's.
+each server's req/s and its share of the floor, the app's share of the reference's, and the
+CPU time each server's workers spent per request.
 docs/PERFORMANCE.md ("A list page planned once") reads the result.
 """
 
@@ -78,13 +79,17 @@ def main() -> int:
         for key in wanted:
             script, wrk_args = SCENARIOS[key]
             for n in range(1, args.rounds + 1):
-                rps = {}
+                rps, cpu = {}, {}
                 for name, srv in servers.items():
                     tag = f"reference-{key}-{n}-{name}"
                     lua, given = ("list.lua", ["/"]) if name == "floor" else \
                         (script, wrk_args(workdir, webhook_secret, tag))
+                    workers = srv.worker_pids()
+                    before = sum(harness.cpu_seconds(pid) for pid in workers)
                     res = harness.run_wrk(wrk, lua, srv.url, args.connections, args.seconds,
                                           2, given, token)
+                    cpu[name] = (sum(harness.cpu_seconds(pid) for pid in workers) - before) \
+                        * 1000 / max(res.requests, 1)  # ms of the workers' CPU a request
                     odd = {c: k for c, k in res.status.items() if not 200 <= c < 300}
                     if odd or res.socket_errors or res.dup:
                         raise BenchError(f"{key} on {name}: non-2xx {odd}, socket errors "
@@ -94,7 +99,9 @@ def main() -> int:
                 print(f"{key:<8} round {n}: floor {floor:8,.0f}  reference "
                       f"{rps['reference']:7,.0f} ({rps['reference'] / floor:.3f})  app "
                       f"{rps['app']:7,.0f} ({rps['app'] / floor:.3f})  app/reference "
-                      f"{rps['app'] / rps['reference']:.2f}", flush=True)
+                      f"{rps['app'] / rps['reference']:.2f}  |  workers' CPU a request: "
+                      f"reference {cpu['reference']:.3f} ms, app {cpu['app']:.3f} ms",
+                      flush=True)
     finally:
         for srv in servers.values():
             srv.stop()
