@@ -7,10 +7,11 @@ Every payment on the one hot invoice waits for its row lock, which the backend h
 keeps until it has run the statement and committed; a backend that has to wait for a core
 holds the lock that much longer. This shows how much the hot invoice's rate owes to the CPU
 other processes take on the same cores: pgbench (`bench/pgbench/pay_hot.sql`, the app's own
-statement) alone, then beside one and two processes of `while True: pass`, and the app on
-the same invoice with the CPU its workers used meanwhile (docs/PERFORMANCE.md, "The floor
-on both sides of every point; where the targets stand"). On a throwaway database
-(`payapp_bench_hot`, seeded as bench/run.py seeds).
+statement) alone, then beside one and two processes of `while True: pass`; the app on the
+same invoice with the CPU its workers used meanwhile; and the reference
+(bench/reference_app.py: the least code that serves the same statement) likewise
+(docs/PERFORMANCE.md, "The floor on both sides of every point; where the targets stand").
+On a throwaway database (`payapp_bench_hot`, seeded as bench/run.py seeds).
 """
 
 # ruff: noqa: E402  (the project root goes on sys.path before the imports that need it)
@@ -64,7 +65,7 @@ def main() -> int:
     workdir.mkdir(parents=True)
     fresh = harness.fresh_app_database(DB_NAME, ADMIN)
     db = seed.Database(fresh.url)
-    app: AppServer | None = None
+    servers: dict[str, AppServer] = {}
     accepted: dict[str, int] = {}  # each point's reference tag -> payments it counted
 
     def pgbench_beside(loops: int, tag: str, caller: dict[str, str]) -> float:
@@ -76,9 +77,9 @@ def main() -> int:
         accepted[tag] = res.transactions
         return res.tps
 
-    def the_app(tag: str, token: str) -> tuple[float, float]:
-        """The app's req/s on the hot invoice, and the cores its workers used meanwhile."""
-        assert app is not None
+    def served(name: str, tag: str, token: str) -> tuple[float, float]:
+        """A server's req/s on the hot invoice, and the cores its workers used meanwhile."""
+        app = servers[name]
         workers = app.worker_pids()
         before = sum(harness.cpu_seconds(pid) for pid in workers)
         res = harness.run_wrk(wrk, "pay.lua", app.url, args.connections, args.seconds, 2,
@@ -86,32 +87,38 @@ def main() -> int:
         cores = (sum(harness.cpu_seconds(pid) for pid in workers) - before) / \
             (args.seconds + 2)  # wrk's whole run: the window and its grace
         if res.unexpected(()):  # the hot invoice never fills up: not even a 409
-            raise BenchError(f"the app: {res.status}, socket errors {res.socket_errors}")
+            raise BenchError(f"{name}: {res.status}, socket errors {res.socket_errors}")
         accepted[tag] = res.count(201)
         return res.rps, cores
 
     try:
         db.seed_base()
-        app = AppServer(fresh.env, workdir / "app.log")
-        app.wait_ready()
-        token = app.login(*fresh.admin)
+        servers["app"] = AppServer(fresh.env, workdir / "app.log")
+        servers["reference"] = AppServer(fresh.env, workdir / "reference.log",
+                                         factory="bench.reference_app:create_app")
+        for server in servers.values():
+            server.wait_ready()
+        token = servers["app"].login(*fresh.admin)
         caller = harness.token_vars(token)
         print(f"{args.connections} connections/clients, {args.seconds} s per point, "
               f"{args.rounds} rounds, the order turned by one each round; pgbench tps, "
               "app req/s", flush=True)
-        points = ["alone", "one", "two", "app"]
+        points = ["alone", "one", "two", "app", "reference"]
         for n in range(1, args.rounds + 1):
             got: dict[str, float] = {}
-            cores = 0.0
+            cores: dict[str, float] = {}
             for point in points[n - 1:] + points[:n - 1]:
                 tag = f"hot-{n}-{point}"
-                if point == "app":
-                    got[point], cores = the_app(tag, token)
+                if point in servers:
+                    got[point], cores[point] = served(point, tag, token)
                 else:
                     got[point] = pgbench_beside(points.index(point), tag, caller)
-            print(f"round {n}: pgbench alone {got['alone']:7,.0f}  beside one busy loop "
-                  f"{got['one']:7,.0f}  beside two {got['two']:7,.0f}  |  the app "
-                  f"{got['app']:7,.0f} (its workers used {cores:.2f} of a core)", flush=True)
+            print(f"round {n}: pgbench alone {got['alone']:6,.0f}  beside one busy loop "
+                  f"{got['one']:6,.0f}  beside two {got['two']:6,.0f}  |  the app "
+                  f"{got['app']:5,.0f} ({got['app'] / got['alone']:.0%}; its workers used "
+                  f"{cores['app']:.2f} of a core)  the reference {got['reference']:5,.0f} "
+                  f"({got['reference'] / got['alone']:.0%}; {cores['reference']:.2f})",
+                  flush=True)
         recovered, ledger = db.ledger()
         counted = {tag: ledger.get(tag, (0, 0))[0] for tag in accepted}
         if counted != accepted or recovered != sum(accepted.values()) * seed.PAYMENT_MINOR:
@@ -120,8 +127,8 @@ def main() -> int:
         print(f"ledger: {sum(accepted.values()):,} payments counted, each one ledger row, "
               "the invoice's sum equal", flush=True)
     finally:
-        if app is not None:
-            app.stop()
+        for server in servers.values():
+            server.stop()
         db.close()
         harness.drop_database(fresh.server, DB_NAME)
     return 0
