@@ -73,23 +73,10 @@ asyncio.run(main())
 """
 
 
-def cpu_of(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
 def postgres_cpu() -> float:
     """Every postgres process's CPU (backends, WAL writer, autovacuum; the ones that ended
     meanwhile are not counted: none should, the deliverer keeps its pool)."""
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().startswith("postgres"):
-                    total += cpu_of(int(entry.name))
-            except OSError:
-                pass
-    return total
+    return harness.cpu_of(harness.postgres_pids())
 
 
 def machine_busy() -> float:
@@ -119,8 +106,8 @@ def one_round(db: seed.Database, url: str, n: int, bare: bool) -> dict[str, floa
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(4)  # started, and idle
-        before = (cpu_of(deliverer.pid), postgres_cpu(), cpu_of(receiver.pid),
-                  machine_busy(), time.monotonic())
+        before = (harness.cpu_seconds(deliverer.pid), postgres_cpu(),
+                  harness.cpu_seconds(receiver.pid), machine_busy(), time.monotonic())
         db.rows(_QUEUE, (endpoint,))
         deadline = time.monotonic() + 120 + n / 100
         while db.scalar("SELECT count(*) FROM deliveries WHERE status = 'pending'"):
@@ -128,8 +115,8 @@ def one_round(db: seed.Database, url: str, n: int, bare: bool) -> dict[str, floa
                 raise SystemExit("the deliver process stopped or stalled: run "
                                  "`python -m app deliver` with this environment to see why")
             time.sleep(0.25)
-        after = (cpu_of(deliverer.pid), postgres_cpu(), cpu_of(receiver.pid),
-                 machine_busy(), time.monotonic())
+        after = (harness.cpu_seconds(deliverer.pid), postgres_cpu(),
+                 harness.cpu_seconds(receiver.pid), machine_busy(), time.monotonic())
         delivered = db.scalar("SELECT count(*) FROM deliveries WHERE status = 'delivered'")
     finally:
         for process in (deliverer, receiver):

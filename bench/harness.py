@@ -356,8 +356,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
+def cpu_of(pids: list[int]) -> float:
+    """The CPU seconds these processes have used so far, together."""
+    return sum(cpu_seconds(pid) for pid in pids)
+
+
 def postgres_pids() -> list[int]:
-    """This machine's PostgreSQL processes (server and backends), by their command name."""
+    """This machine's PostgreSQL processes (server, backends, WAL writer, autovacuum), by
+    their command name."""
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():

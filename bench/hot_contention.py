@@ -81,11 +81,11 @@ def main() -> int:
         """A server's req/s on the hot invoice, and the cores its workers used meanwhile."""
         app = servers[name]
         workers = app.worker_pids()
-        before = sum(harness.cpu_seconds(pid) for pid in workers)
+        before = harness.cpu_of(workers)
         res = harness.run_wrk(wrk, "pay.lua", app.url, args.connections, args.seconds, 2,
                               [str(seed.HOT), str(seed.HOT), seed.PAYMENT, tag], token)
-        cores = (sum(harness.cpu_seconds(pid) for pid in workers) - before) / \
-            (args.seconds + 2)  # wrk's whole run: the window and its grace
+        # over wrk's whole run: the window and its grace
+        cores = (harness.cpu_of(workers) - before) / (args.seconds + 2)
         if res.unexpected(()):  # the hot invoice never fills up: not even a 409
             raise BenchError(f"{name}: {res.status}, socket errors {res.socket_errors}")
         accepted[tag] = res.count(201)

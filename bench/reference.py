@@ -85,11 +85,11 @@ def main() -> int:
                     lua, given = ("list.lua", ["/"]) if name == "floor" else \
                         (script, wrk_args(workdir, webhook_secret, tag))
                     workers = srv.worker_pids()
-                    before = sum(harness.cpu_seconds(pid) for pid in workers)
+                    before = harness.cpu_of(workers)
                     res = harness.run_wrk(wrk, lua, srv.url, args.connections, args.seconds,
                                           2, given, token)
-                    cpu[name] = (sum(harness.cpu_seconds(pid) for pid in workers) - before) \
-                        * 1000 / max(res.requests, 1)  # ms of the workers' CPU a request
+                    # ms of the workers' CPU a request
+                    cpu[name] = (harness.cpu_of(workers) - before) * 1000 / max(res.requests, 1)
                     odd = {c: k for c, k in res.status.items() if not 200 <= c < 300}
                     if odd or res.socket_errors or res.dup:
                         raise BenchError(f"{key} on {name}: non-2xx {odd}, socket errors "
