@@ -3,12 +3,14 @@ against the floor (bench/hello.py), all three served the same way, alternated ro
 round so that each round's figures share the machine's mood:
 
     .venv/bin/python bench/reference.py [--rounds 4] [--seconds 8] [--connections 16]
-                                        [--only read,pay,webhook,list]
+                                        [--only read,pay,webhook,list] [--profile]
 
 On a throwaway database (`payapp_bench_reference`, seeded as bench/run.py seeds: 1,000
 invoices to read and pay, then 100,000 for the list page). Prints, per scenario and round,
 each server's req/s and its share of the floor, the app's share of the reference's, and the
-CPU time each server's workers spent per request.
+CPU time each server's workers spent per request. With `--profile`, the last round of each
+scenario also samples the reference's and the app's workers with py-spy, summarised by layer
+in `bench/results/profile-reference-<date>.txt`.
 docs/PERFORMANCE.md ("A list page planned once") reads the result.
 """
 
@@ -18,12 +20,16 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import harness
+import profiling
 import seed
 from harness import LIST_PAGE_SIZE, AppServer, BenchError
 
@@ -44,12 +50,23 @@ def _bodies(workdir: Path, secret: str, tag: str) -> str:
     return str(path)
 
 
+def _spy(pool: ThreadPoolExecutor, py_spy: str, workers: list[int], raws: list[Path],
+         seconds: int) -> None:
+    """py-spy on every worker at once, each into its raw file."""
+    for spy in pool.map(lambda a: profiling.record(py_spy, *a, seconds),
+                        zip(workers, raws, strict=True)):
+        if spy.returncode != 0:
+            raise BenchError(f"py-spy failed: {spy.stderr[-2000:]}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=int, default=8, help="per point")
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--profile", action="store_true",
+                        help="py-spy the reference and the app in each scenario's last round")
     parser.add_argument("--only", default=",".join(SCENARIOS),
                         help="some of: " + ", ".join(SCENARIOS))
     args = parser.parse_args()
@@ -57,6 +74,10 @@ def main() -> int:
     if unknown := set(wanted) - set(SCENARIOS):
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     wrk = harness.find_wrk()
+    py_spy = profiling.ensure_py_spy() if args.profile else ""
+    profile_out = ROOT / "bench" / "results" / f"profile-reference-{date.today()}.txt"
+    if args.profile:
+        profile_out.unlink(missing_ok=True)
     workdir = ROOT / "bench" / "results" / "reference.tmp"  # git-ignored
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
@@ -86,8 +107,20 @@ def main() -> int:
                         (script, wrk_args(workdir, webhook_secret, tag))
                     workers = srv.worker_pids()
                     before = harness.cpu_of(workers)
-                    res = harness.run_wrk(wrk, lua, srv.url, args.connections, args.seconds,
-                                          2, given, token)
+                    spied = args.profile and n == args.rounds and name != "floor"
+                    with ThreadPoolExecutor(1 + len(workers)) as pool:
+                        load = pool.submit(harness.run_wrk, wrk, lua, srv.url,
+                                           args.connections, args.seconds, 2, given, token)
+                        if spied:
+                            raws = [workdir / f"profile-{key}-{name}-{pid}.folded"
+                                    for pid in workers]
+                            time.sleep(1)  # into the load
+                            _spy(pool, py_spy, workers, raws, args.seconds - 2)
+                        res = load.result()
+                    if spied:
+                        with profile_out.open("a") as f:
+                            f.write(profiling.summarize(raws, f"{key}, {name}, "
+                                    f"{args.connections} connections") + "\n")
                     # ms of the workers' CPU a request
                     cpu[name] = (harness.cpu_of(workers) - before) * 1000 / max(res.requests, 1)
                     odd = {c: k for c, k in res.status.items() if not 200 <= c < 300}
